@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "vphone",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "vphone", targets: ["vphone"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // MARK: - C libraries, each wrapped by exactly one Swift module (ARCHITECTURE rule 3)
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CLibXML2", pkgConfig: "libxml-2.0", providers: [.apt(["libxml2-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // MARK: - The phone
+        .target(name: "ConfigFormats", dependencies: ["CLibXML2"]),
+        .target(name: "PhoneCore", dependencies: ["ConfigFormats"]),
+        .target(name: "Transport", dependencies: ["CCurl"]),
+        .target(name: "Flash", dependencies: ["CSQLite", "PhoneCore"]),
+        .target(
+            name: "PhoneRuntime",
+            dependencies: ["PhoneCore", "Transport", "Flash", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "vphone",
+            dependencies: [
+                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: - Tests
+        .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
+        .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
+        .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "VPhoneTesting"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
+        .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["PhoneRuntime", "Transport", "Flash", "PhoneCore", "VPhoneTesting", "vphone"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,7 @@
+#ifndef VPHONE_COPENSSL_SHIM_H
+#define VPHONE_COPENSSL_SHIM_H
+#include <openssl/evp.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#endif
