@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The file-system side of a flash image, before SQLite sees it: creating it with the right mode, and telling
+/// "no file" and "empty file" apart (SQLite would open an empty file as a new, empty database).
+///
+/// Nothing here opens an existing image: closing any descriptor of a file drops every POSIX lock this process
+/// holds on it, SQLite's included (another `FlashStore` of this process may have it open), so existing images
+/// are only looked at with stat(2) and read by SQLite.
+enum ImageFile {
+    /// The smallest SQLite database that is not empty: one page of the smallest page size.
+    static let smallestDatabase = 512
+
+    /// Refuses a missing file, a directory, an empty file and one too short to be SQLite. SQLite itself then
+    /// refuses any other file that is not a database (`notSQLite`).
+    static func checkPlausibleImage(_ path: String) throws(FlashError) {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let code = errno
+            if code == ENOENT {
+                throw FlashError(
+                    kind: .notFound,
+                    path: path,
+                    message: "no flash image at \(path): check the path, or create a new image for this phone"
+                )
+            }
+            throw FlashError.io(path, describe(code))
+        }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            throw FlashError.io(path, "it is a directory, not a flash image file")
+        }
+        if info.st_size == 0 {
+            throw FlashError(
+                kind: .notSQLite,
+                path: path,
+                message: "\(path) is empty (0 bytes), so not a vphone flash image: delete it, or restore the image "
+                    + "from a copy"
+            )
+        }
+        if info.st_size < smallestDatabase {
+            throw FlashError(
+                kind: .notSQLite,
+                path: path,
+                message: "\(path) is not an SQLite database (\(info.st_size) bytes is too short for one), so not a "
+                    + "vphone flash image: check the path"
+            )
+        }
+    }
+
+    /// Creates an empty file with mode 0600 (flash holds SIP passwords and the file key), refusing an existing
+    /// one, and creates its parent directories if missing.
+    static func createExclusive(_ path: String) throws(FlashError) {
+        try makeParentDirectories(of: path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            let code = errno
+            if code == EEXIST {
+                throw FlashError(
+                    kind: .alreadyExists,
+                    path: path,
+                    message: "\(path) already exists: open it instead, or move it away to make a new flash image "
+                        + "there"
+                )
+            }
+            throw FlashError.io(path, describe(code))
+        }
+        defer { _ = close(fd) }
+        // The umask may have taken bits away; 0600 exactly is what is wanted.
+        guard fchmod(fd, 0o600) == 0 else { throw FlashError.io(path, describe(errno)) }
+    }
+
+    /// Removes a half-made image and its journal after a failed `create` (a missing file is fine).
+    static func remove(_ path: String) {
+        // Results ignored: the caller is already throwing the error that made it give up.
+        _ = unlink(path)
+        _ = unlink(path + "-journal")
+    }
+
+    private static func makeParentDirectories(of path: String) throws(FlashError) {
+        var prefix = ""
+        let components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        for (index, component) in components.enumerated() {
+            prefix += (index == 0 ? "" : "/") + component
+            guard !component.isEmpty, component != ".", component != ".." else { continue }
+            if mkdir(prefix, 0o755) != 0 {
+                let code = errno
+                var info = stat()
+                guard code == EEXIST, stat(prefix, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                    throw FlashError.io(path, "cannot create directory \(prefix): \(describe(code))")
+                }
+            }
+        }
+    }
+
+    private static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
+}
