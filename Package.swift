@@ -39,7 +39,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
-        .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "VPhoneTesting"]),
+        .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "VPhoneTesting"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),
         .testTarget(

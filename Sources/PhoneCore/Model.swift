@@ -361,3 +361,19 @@ public struct FlashChanges: Hashable, Sendable {
         events += other.events
     }
 }
+
+extension FlashSnapshot {
+    /// The snapshot after `changes`, exactly as the flash store applies them (the machine keeps its view in step).
+    public func applying(_ changes: FlashChanges) -> FlashSnapshot {
+        var s = self
+        if let b = changes.bootCount { s.bootCount = b }
+        for f in changes.savedFiles { s.savedFiles[f.kind] = f }
+        if let p = changes.parameters { s.parameters = p }
+        for e in changes.setLocalEdits { s.localEdits[e.name] = e }
+        for n in changes.removeLocalEdits { s.localEdits[n] = nil }
+        for t in changes.cancelTimers { s.timers[t] = nil }
+        for (k, t) in changes.armTimers { s.timers[k] = t }
+        for st in changes.fileStatus { s.fileStatus[st.kind] = st }
+        return s
+    }
+}

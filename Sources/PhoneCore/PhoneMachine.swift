@@ -1,0 +1,588 @@
+import ConfigFormats
+
+// MARK: - Events and actions
+
+/// Something that happened to the phone. The runtime feeds these in, with the time they happened.
+public enum PhoneEvent: Hashable, Sendable {
+    /// Power on: flash is loaded (it is the machine's initial state) and the network comes up.
+    case powerOn
+    /// The transfer `id` finished with this response body (`status` 0 for TFTP).
+    case fetched(id: Int, status: Int, body: [UInt8])
+    /// The transfer `id` failed.
+    case fetchFailed(id: Int, FetchError)
+    /// An armed timer came due.
+    case timerFired(TimerKind)
+    /// A resync asked for by a person or a harness (the control API, a signal).
+    case resyncRequested(reason: String)
+    /// A SIP NOTIFY arrived with this `Event:` header (spec §7: `CFG_RESYNC_FROM_SIP` resyncs at once).
+    case sipNotify(event: String)
+    /// A local edit, as on the phone's web UI.
+    case localEdit(name: String, value: String)
+    /// Local edits were changed in flash by another process (e.g. `vphone config set` beside a running phone).
+    case localEditsReloaded([String: LocalEdit])
+}
+
+/// A transport failure as the phone sees it: a class and a sentence.
+public struct FetchError: Hashable, Sendable, CustomStringConvertible {
+    /// `dns`, `connect`, `tls`, `http_status`, `timeout`, `too_large`, `protocol_refused`, `redirect`, `auth`, ...
+    public var kind: String
+    public var httpStatus: Int?
+    public var message: String
+
+    public init(kind: String, httpStatus: Int? = nil, message: String) {
+        self.kind = kind
+        self.httpStatus = httpStatus
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// A download the phone wants.
+public struct FetchOrder: Hashable, Sendable {
+    public var id: Int
+    public var file: FileKind
+    public var url: String
+    public var userAgent: String
+    public var username: String?
+    public var password: String?
+    public var maxBytes: Int
+    public var connectTimeoutMs: Int
+    public var totalTimeoutMs: Int
+    public var reuseConnection: Bool
+}
+
+/// What the runtime must do, in order.
+public enum PhoneAction: Hashable, Sendable {
+    /// Write these changes to flash, as one transaction. Always the first action of a step.
+    case persist(FlashChanges)
+    /// Start this download and answer with `.fetched` or `.fetchFailed`.
+    case fetch(FetchOrder)
+    /// Fire `.timerFired(kind)` at this time (replaces an armed timer of the same kind).
+    case arm(TimerKind, at: PhoneTime)
+    /// Disarm a timer.
+    case cancel(TimerKind)
+    /// A provisioning cycle ended.
+    case cycleFinished(CycleReport)
+    /// A local edit was refused.
+    case refused(LocalEditRefusal)
+}
+
+/// How a provisioning cycle ended. The raw values are `vphone boot --once`'s exit codes.
+public enum CycleOutcome: Int32, Hashable, Sendable, Codable {
+    /// Every configured file downloaded and applied.
+    case provisioned = 0
+    /// At least one file failed; its saved copy (or nothing) stood in.
+    case fellBack = 10
+    /// No usable configuration at all: nothing downloaded, nothing saved.
+    case unconfigured = 11
+
+    public var name: String {
+        switch self {
+        case .provisioned: return "provisioned"
+        case .fellBack: return "fell_back"
+        case .unconfigured: return "unconfigured"
+        }
+    }
+}
+
+public struct CycleReport: Hashable, Sendable {
+    public var trigger: String
+    public var startedAt: PhoneTime
+    public var finishedAt: PhoneTime
+    public var outcome: CycleOutcome
+    public var files: [FileKind: FileStatus]
+}
+
+/// Where to look for the initial file beyond what flash holds (spec §3), as given on the command line.
+public struct DiscoveryOptions: Hashable, Sendable {
+    /// Overrides `USR_PROV_SVR_URL` for this power-on (not saved).
+    public var provisioningURL: String?
+    /// The URL a SIP plug-and-play NOTIFY would carry (vphone does not send multicast SUBSCRIBEs).
+    public var sipPnPURL: String?
+    /// DHCP option values, as a DHCP server would hand them out.
+    public var option160: String?
+    public var option159: String?
+    public var option66: String?
+
+    public init(
+        provisioningURL: String? = nil, sipPnPURL: String? = nil, option160: String? = nil, option159: String? = nil,
+        option66: String? = nil
+    ) {
+        self.provisioningURL = provisioningURL
+        self.sipPnPURL = sipPnPURL
+        self.option160 = option160
+        self.option159 = option159
+        self.option66 = option66
+    }
+}
+
+/// A profile with its derived tables computed once, shared by every phone of a fleet.
+public final class PreparedProfile: Sendable {
+    public let profile: DeviceProfile
+    /// Factory default of every parameter, per-line ones expanded.
+    public let factory: [String: String]
+    public let limits: [ConfigFormat: Int]
+    public let formats: Set<ConfigFormat>
+
+    public init(_ profile: DeviceProfile) {
+        self.profile = profile
+        factory = profile.factoryDefaults
+        limits = profile.parserLimits
+        formats = Set(profile.formats)
+    }
+}
+
+// MARK: - The machine
+
+/// The KX-UTG300's boot and provisioning state machine: events in, actions out, no I/O (ARCHITECTURE rule 1).
+///
+/// ```swift
+/// var phone = PhoneMachine(profile: prepared, flash: snapshot, discovery: .init(provisioningURL: url))
+/// let actions = phone.handle(.powerOn, at: now)   // [.persist(...), .fetch(initial file)]
+/// ```
+public struct PhoneMachine: Sendable {
+    public enum Phase: Hashable, Sendable {
+        case off
+        case provisioning(FileKind)
+        case idle
+    }
+
+    public let profile: PreparedProfile
+    public let discovery: DiscoveryOptions
+    /// The machine's view of flash, kept in step with every `.persist` it emits.
+    public private(set) var flash: FlashSnapshot
+    public private(set) var phase: Phase = .off
+    /// Timers armed now.
+    public private(set) var timers: [TimerKind: PhoneTime] = [:]
+    /// The last finished cycle.
+    public private(set) var lastReport: CycleReport?
+    public private(set) var bootedAt: PhoneTime?
+
+    private var cycle: Cycle?
+    private var deferredTrigger: String?
+    private var nextFetchID = 1
+
+    public init(profile: PreparedProfile, flash: FlashSnapshot, discovery: DiscoveryOptions = DiscoveryOptions()) {
+        self.profile = profile
+        self.flash = flash
+        self.discovery = discovery
+    }
+
+    private var macros: MacroContext {
+        MacroContext(mac: flash.identity.mac, model: flash.identity.model, firmware: flash.identity.firmware)
+    }
+
+    // MARK: Handling events
+
+    /// Feeds one event; returns what the runtime must do, `.persist` first.
+    public mutating func handle(_ event: PhoneEvent, at now: PhoneTime) -> [PhoneAction] {
+        var step = Step(now: now, boot: flash.bootCount)
+        switch event {
+        case .powerOn:
+            powerOn(&step)
+        case .fetched(let id, let status, let body):
+            guard var c = cycle, c.pendingFetch == id else {
+                step.log(.debug, "stale", "ignored the answer to an abandoned transfer #\(id)")
+                break
+            }
+            c.pendingFetch = nil
+            cycle = c
+            received(body: body, status: status, &step)
+        case .fetchFailed(let id, let error):
+            guard var c = cycle, c.pendingFetch == id else {
+                step.log(.debug, "stale", "ignored the failure of an abandoned transfer #\(id)")
+                break
+            }
+            c.pendingFetch = nil
+            cycle = c
+            failed(error, &step)
+        case .timerFired(let kind):
+            guard timers[kind] != nil else { break }
+            timers[kind] = nil
+            step.changes.cancelTimers.append(kind)
+            step.log(.info, "timer", "\(kind.rawValue) timer fired", ["timer": kind.rawValue])
+            requestCycle(trigger: kind.rawValue, &step)
+        case .resyncRequested(let reason):
+            step.log(.info, "resync", "resync requested: \(reason)", ["reason": reason])
+            requestCycle(trigger: "request", &step)
+        case .sipNotify(let name):
+            let expected = value("CFG_RESYNC_FROM_SIP") ?? ""
+            if !expected.isEmpty, name == expected {
+                step.log(.info, "notify", "SIP NOTIFY Event: \(name) matches CFG_RESYNC_FROM_SIP: resync now")
+                requestCycle(trigger: "notify", &step)
+            } else {
+                step.log(
+                    .info, "notify",
+                    "SIP NOTIFY Event: \(name) ignored (CFG_RESYNC_FROM_SIP is \"\(expected)\")")
+            }
+        case .localEdit(let name, let value):
+            do {
+                let changes = try LocalEditRule.apply(
+                    name: name, value: value, snapshot: flash, profile: profile.profile, at: now)
+                step.changes.merge(changes)
+            } catch {
+                step.log(.warning, "local-edit-refused", error.message, ["parameter": name, "reason": error.kind.rawValue])
+                step.actions.append(.refused(error))
+            }
+        case .localEditsReloaded(let edits):
+            guard edits != flash.localEdits else { break }
+            var params = flash.parameters
+            for (name, p) in params where p.source == .local && edits[name] == nil { params[name] = nil }
+            for e in edits.values { params[e.name] = Parameter(name: e.name, value: e.value, source: .local) }
+            flash.localEdits = edits
+            flash.parameters = params
+            step.log(.info, "local-edit", "local edits reloaded from flash (\(edits.count))")
+        }
+        return step.finish(into: &flash)
+    }
+
+    // MARK: Power-on and cycles
+
+    private mutating func powerOn(_ step: inout Step) {
+        flash.bootCount += 1
+        step.boot = flash.bootCount
+        step.changes.bootCount = flash.bootCount
+        bootedAt = step.now
+        // Timers do not survive a power cycle: the boot-time provisioning arms them anew (spec §7).
+        step.changes.cancelTimers = TimerKind.allCases.filter { flash.timers[$0] != nil }
+        timers = [:]
+        step.log(
+            .info, "power-on",
+            "power on (boot \(flash.bootCount)) as \(flash.identity.model) \(flash.identity.mac) firmware "
+                + "\(flash.identity.firmware); flash holds \(flash.savedFiles.count) saved file(s), "
+                + "\(flash.parameters.count) saved value(s), \(flash.localEdits.count) local edit(s)",
+            ["state": "booting"])
+        step.log(.info, "state", "network up", ["state": "network-up"])
+        startCycle(trigger: "boot", &step)
+    }
+
+    private mutating func requestCycle(trigger: String, _ step: inout Step) {
+        if case .provisioning = phase {
+            deferredTrigger = trigger
+            step.log(.info, "deferred", "a provisioning cycle is running; the \(trigger) resync follows it")
+            return
+        }
+        startCycle(trigger: trigger, &step)
+    }
+
+    private mutating func startCycle(trigger: String, _ step: inout Step) {
+        cycle = Cycle(trigger: trigger, startedAt: step.now)
+        step.log(.info, "cycle-start", "provisioning cycle started (\(trigger))", ["trigger": trigger])
+        guard TimerSettings.isYes(value("PROVISION_ENABLE") ?? "Y") else {
+            step.log(.info, "discover", "PROVISION_ENABLE=N: no provisioning; the saved configuration stays in use")
+            useSavedConfiguration(reason: "provisioning is disabled", &step)
+            return
+        }
+        guard let (source, raw) = discoverInitialURL(&step) else {
+            step.log(
+                .warning, "discover",
+                "no provisioning server: no USR_PROV_SVR_URL, no --prov-url, no SIP plug-and-play answer, "
+                    + "no DHCP option 160/159/66",
+                ["state": "discovering"])
+            fileUnavailable(.initial, url: "", reason: "no provisioning server found", &step)
+            return
+        }
+        step.log(
+            .info, "discover", "initial file URL from \(source): \(redactURL(raw))",
+            ["source": source, "url": redactURL(raw), "state": "discovering"])
+        fetch(.initial, raw: raw, &step)
+    }
+
+    /// Spec §3: the hand-set URL, SIP plug-and-play, DHCP options 160, 159, 66, each only when enabled.
+    private func discoverInitialURL(_ step: inout Step) -> (String, String)? {
+        if let url = discovery.provisioningURL, !url.isEmpty { return ("--prov-url", url) }
+        if let url = value("USR_PROV_SVR_URL"), !url.trimmingWhitespace().isEmpty { return ("USR_PROV_SVR_URL", url) }
+        if TimerSettings.isYes(value("SIPPNP_ENABLE") ?? "N") {
+            if let url = discovery.sipPnPURL, !url.isEmpty { return ("SIP plug-and-play", url) }
+            step.log(.debug, "discover", "SIP plug-and-play: no NOTIFY answered the SUBSCRIBE")
+        }
+        let options: [(String, String, String?)] = [
+            ("160", "OPTION160_ENABLE", discovery.option160), ("159", "OPTION159_ENABLE", discovery.option159),
+            ("66", "OPTION66_ENABLE", discovery.option66),
+        ]
+        for (number, enable, given) in options {
+            guard let given, !given.isEmpty else { continue }
+            if TimerSettings.isYes(value(enable) ?? "Y") { return ("DHCP option \(number)", given) }
+            step.log(.info, "discover", "DHCP option \(number) ignored: \(enable)=N")
+        }
+        return nil
+    }
+
+    private mutating func fetch(_ kind: FileKind, raw: String, _ step: inout Step) {
+        phase = .provisioning(kind)
+        do {
+            let candidates = try ProvisioningURL.candidates(raw, macros: macros)
+            cycle?.candidates = candidates
+            cycle?.candidateIndex = 0
+            issueFetch(kind, &step)
+        } catch {
+            step.log(.error, "bad-url", "\(kind.rawValue) file: \(error)", ["file": kind.rawValue])
+            fileUnavailable(kind, url: raw, reason: error.reason, &step)
+        }
+    }
+
+    private mutating func issueFetch(_ kind: FileKind, _ step: inout Step) {
+        guard var c = cycle else { return }
+        let url = c.candidates[c.candidateIndex]
+        let id = nextFetchID
+        nextFetchID += 1
+        c.pendingFetch = id
+        c.stage = kind
+        cycle = c
+        let initial = kind == .initial
+        let user = cycleValue(initial ? "USR_PROV_SVR_AUTH_ID" : "HTTP_AUTH_ID") ?? ""
+        let pass = cycleValue(initial ? "USR_PROV_SVR_AUTH_PASSWORD" : "HTTP_AUTH_PASSWORD") ?? ""
+        let order = FetchOrder(
+            id: id, file: kind, url: url, userAgent: macros.expand(cycleValue("HTTP_USER_AGENT") ?? ""),
+            username: user.isEmpty ? nil : user, password: user.isEmpty ? nil : pass,
+            maxBytes: profile.profile.downloadCap, connectTimeoutMs: profile.profile.connectTimeoutMs,
+            totalTimeoutMs: profile.profile.totalTimeoutMs, reuseConnection: profile.profile.quirks.reuseConnection)
+        step.log(
+            .info, "fetch", "downloading the \(kind.rawValue) file \(redactURL(url))",
+            ["file": kind.rawValue, "url": redactURL(url), "state": "fetching-\(kind.rawValue)"])
+        step.actions.append(.fetch(order))
+    }
+
+    private mutating func received(body: [UInt8], status: Int, _ step: inout Step) {
+        guard let c = cycle else { return }
+        let kind = c.stage
+        let url = c.candidates[c.candidateIndex]
+        let name = "\(kind.rawValue) file \(redactURL(url))"
+        switch decode(body, file: name) {
+        case .failure(let error):
+            step.log(
+                .error, "invalid-file", "\(error)",
+                ["file": kind.rawValue, "url": redactURL(url), "reason": error.reason, "line": error.line.map(String.init) ?? ""])
+            fileUnavailable(kind, url: url, reason: "invalid file: \(error.reason)", &step)
+        case .success(let doc):
+            step.log(
+                .info, "fetched",
+                "\(kind.rawValue) file downloaded: \(body.count) bytes, \(doc.device.count + doc.initial.count) parameter(s)",
+                ["file": kind.rawValue, "url": redactURL(url), "status": String(status), "bytes": String(body.count)])
+            for w in doc.warnings {
+                step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
+            }
+            cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true))
+            cycle?.downloads.append(SavedFile(kind: kind, url: url, body: body, savedAt: step.now))
+            cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: .downloaded, reason: "", at: step.now)
+            if kind == .initial { cycle?.initial = doc }
+            next(after: kind, &step)
+        }
+    }
+
+    private mutating func failed(_ error: FetchError, _ step: inout Step) {
+        guard var c = cycle else { return }
+        let kind = c.stage
+        let url = c.candidates[c.candidateIndex]
+        var fields = ["file": kind.rawValue, "url": redactURL(url), "class": error.kind]
+        if let s = error.httpStatus { fields["status"] = String(s) }
+        step.log(.warning, "fetch-failed", "\(kind.rawValue) file \(redactURL(url)): \(error.message)", fields)
+        if c.candidateIndex + 1 < c.candidates.count {
+            c.candidateIndex += 1
+            cycle = c
+            step.log(.info, "fetch", "trying the next scheme for the scheme-less URL (spec §3)")
+            issueFetch(kind, &step)
+            return
+        }
+        fileUnavailable(kind, url: url, reason: error.message, &step)
+    }
+
+    /// Spec §6: a file that could not be had falls back to its last good saved copy, if there is one.
+    private mutating func fileUnavailable(_ kind: FileKind, url: String, reason: String, _ step: inout Step) {
+        var outcome = FileOutcome.failed
+        if let saved = flash.savedFiles[kind] {
+            switch decode(saved.body, file: "saved copy of the \(kind.rawValue) file") {
+            case .success(let doc):
+                outcome = .fellBack
+                cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false))
+                if kind == .initial { cycle?.initial = doc }
+                step.log(
+                    .warning, "fallback",
+                    "\(kind.rawValue) file: using the saved copy of \(redactURL(saved.url)) from \(saved.savedAt)",
+                    ["file": kind.rawValue, "url": redactURL(saved.url), "saved_at": "\(saved.savedAt)"])
+            case .failure(let error):
+                step.log(.error, "fallback", "the saved copy is unusable: \(error)", ["file": kind.rawValue])
+            }
+        } else {
+            step.log(.warning, "fallback", "\(kind.rawValue) file: no saved copy to fall back on", ["file": kind.rawValue])
+        }
+        cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: outcome, reason: reason, at: step.now)
+        if kind == .initial && cycle?.initial == nil {
+            // No initial file at all: the saved copies of the device files are the saved configuration.
+            cycle?.orphanFallback = true
+        }
+        next(after: kind, &step)
+    }
+
+    /// Standard, then product, then master (spec §3).
+    private mutating func next(after kind: FileKind, _ step: inout Step) {
+        guard let c = cycle else { return }
+        let remaining = FileKind.deviceFiles.drop { k in kind != .initial && k != kind }.filter { $0 != kind }
+        for k in remaining {
+            if c.orphanFallback {
+                if flash.savedFiles[k] != nil {
+                    fileUnavailable(k, url: flash.savedFiles[k]?.url ?? "", reason: "no initial file names it", &step)
+                    return
+                }
+                continue
+            }
+            let raw = c.initial?.initial[k.pathParameter ?? ""]?.value ?? ""
+            if raw.trimmingWhitespace().isEmpty {
+                cycle?.statuses[k] = FileStatus(kind: k, url: "", outcome: .skipped, reason: "", at: step.now)
+                step.log(.debug, "skip", "\(k.rawValue) file: no \(k.pathParameter ?? "") in the initial file")
+                continue
+            }
+            fetch(k, raw: raw, &step)
+            return
+        }
+        finishCycle(&step)
+    }
+
+    private mutating func useSavedConfiguration(reason: String, _ step: inout Step) {
+        step.log(.info, "saved-config", "the saved configuration stays in use: \(reason)")
+        cycle?.skipApply = true
+        finishCycle(&step)
+    }
+
+    private mutating func finishCycle(_ step: inout Step) {
+        guard let c = cycle else { return }
+        var changes = FlashChanges()
+        let statuses = c.statuses
+        let used = statuses.values.filter { $0.outcome != .skipped }
+        let outcome: CycleOutcome
+        if c.skipApply || used.allSatisfy({ $0.outcome == .downloaded }) {
+            outcome = .provisioned
+        } else if c.inputs.isEmpty {
+            outcome = .unconfigured
+        } else {
+            outcome = .fellBack
+        }
+        if !c.skipApply {
+            let merged = Merge.effective(
+                files: c.inputs, localEdits: flash.localEdits,
+                overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy)
+            changes.savedFiles = c.downloads
+            changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
+            if merged.parameters != flash.parameters { changes.parameters = merged.parameters }
+            for p in merged.overriddenLocalEdits {
+                changes.removeLocalEdits.append(p.name)
+                let by = merged.parameters[p.name]
+                step.log(
+                    .info, "override",
+                    "\(p.name): the local edit gives way to the \(by?.source.rawValue ?? "provisioned") value (perm=\"\(by?.perm ?? "")\")",
+                    ["parameter": p.name])
+            }
+            for name in merged.keptLocalEdits {
+                step.log(.debug, "local-kept", "\(name): the local edit stays in force over the provisioned value", ["parameter": name])
+            }
+            let counts = ParameterSource.allCases.reversed().compactMap { s in
+                merged.countBySource[s].map { "\(s.rawValue) \($0)" }
+            }
+            step.log(
+                .info, "apply",
+                changes.parameters == nil
+                    ? "configuration unchanged (\(merged.parameters.count) value(s))"
+                    : "configuration applied: \(merged.parameters.count) value(s) (\(counts.joined(separator: ", ")))",
+                ["state": "applying"])
+            step.changes.merge(changes)
+            flash = flash.applying(changes)  // the timers below read the new configuration
+        }
+        // Timers (spec §7), from the configuration now in force.
+        let settings = TimerSettings(value: value)
+        for p in settings.problems { step.log(.warning, "config", p) }
+        let plan = settings.plan(now: step.now, bootedAt: bootedAt ?? step.now, failed: outcome != .provisioned)
+        for kind in TimerKind.allCases {
+            if let at = plan[kind] {
+                timers[kind] = at
+                step.changes.armTimers[kind] = at
+                step.actions.append(.arm(kind, at: at))
+                step.log(.info, "timer-armed", "\(kind.rawValue) timer armed for \(at)", ["timer": kind.rawValue, "due": "\(at)"])
+            } else if timers[kind] != nil || flash.timers[kind] != nil {
+                timers[kind] = nil
+                step.changes.cancelTimers.append(kind)
+                step.actions.append(.cancel(kind))
+            }
+        }
+        let report = CycleReport(
+            trigger: c.trigger, startedAt: c.startedAt, finishedAt: step.now, outcome: outcome, files: statuses)
+        lastReport = report
+        let summary = FileKind.allCases.compactMap { k in statuses[k].map { "\(k.rawValue) \($0.outcome.rawValue)" } }
+        step.log(
+            outcome == .provisioned ? .info : .warning, "cycle-done",
+            "provisioning cycle done: \(outcome.name)\(summary.isEmpty ? "" : " (\(summary.joined(separator: ", ")))")",
+            ["outcome": outcome.name, "state": "idle"])
+        step.actions.append(.cycleFinished(report))
+        cycle = nil
+        phase = .idle
+        if let trigger = deferredTrigger {
+            deferredTrigger = nil
+            startCycle(trigger: trigger, &step)
+        }
+    }
+
+    // MARK: Values
+
+    /// The effective value in flash (saved configuration, then factory default).
+    public func value(_ name: String) -> String? {
+        flash.parameters[name]?.value ?? profile.factory[name]
+    }
+
+    /// The value in force during a cycle: a local edit, else the strongest file downloaded so far in this cycle,
+    /// else the saved configuration. A key or credential delivered by the standard file already serves the product
+    /// and master files of the same cycle (the guide's worked example).
+    func cycleValue(_ name: String) -> String? {
+        if let e = flash.localEdits[name] { return e.value }
+        if let c = cycle {
+            for kind in [FileKind.standard, .product, .master, .initial] {
+                for input in c.inputs where input.kind == kind {
+                    if let e = input.document.device[name] ?? input.document.initial[name] { return e.value }
+                }
+            }
+        }
+        return value(name)
+    }
+
+    private func decode(_ body: [UInt8], file: String) -> Result<ConfigDocument, ConfigFormatError> {
+        Result { () throws(ConfigFormatError) -> ConfigDocument in
+            try ConfigParser.parse(body, file: file, accepting: profile.formats, limits: profile.limits)
+        }
+    }
+}
+
+// MARK: - Per-cycle state
+
+private struct Cycle: Sendable {
+    var trigger: String
+    var startedAt: PhoneTime
+    var stage: FileKind = .initial
+    var candidates: [String] = []
+    var candidateIndex = 0
+    var pendingFetch: Int?
+    var initial: ConfigDocument?
+    var inputs: [MergeInput] = []
+    var downloads: [SavedFile] = []
+    var statuses: [FileKind: FileStatus] = [:]
+    var orphanFallback = false
+    var skipApply = false
+}
+
+/// Collects one step's flash changes and actions.
+private struct Step {
+    var now: PhoneTime
+    var boot: Int
+    var changes = FlashChanges()
+    var actions: [PhoneAction] = []
+
+    mutating func log(_ level: LogEntry.Level, _ kind: String, _ message: String, _ fields: [String: String] = [:]) {
+        changes.events.append(LogEntry(at: now, boot: boot, level: level, kind: kind, message: message, fields: fields))
+    }
+
+    /// `.persist` first, then the rest in order. The machine's flash view takes the same changes (applying is
+    /// idempotent, so changes already applied mid-step are harmless).
+    func finish(into flash: inout FlashSnapshot) -> [PhoneAction] {
+        flash = flash.applying(changes)
+        guard !changes.isEmpty else { return actions }
+        return [.persist(changes)] + actions
+    }
+}

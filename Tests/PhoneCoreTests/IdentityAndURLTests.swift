@@ -1,0 +1,70 @@
+import PhoneCore
+import Testing
+
+@Suite("Identity, macros and URLs (spec §1, §3)")
+struct IdentityAndURLTests {
+    @Test(arguments: ["0080F0C571EB", "0080f0c571eb", "00:80:F0:C5:71:EB", "00-80-f0-c5-71-eb"])
+    func macForms(_ text: String) throws {
+        let mac = try #require(MAC(text))
+        #expect(mac.upper == "0080F0C571EB")
+        #expect(mac.lower == "0080f0c571eb")
+    }
+
+    @Test(arguments: ["", "0080F0C571E", "0080F0C571EBA", "0080F0C571EG", "00:80:F0-C5:71:EB", "00 80 F0 C5 71 EB"])
+    func macRefused(_ text: String) {
+        #expect(MAC(text) == nil)
+    }
+
+    @Test func macArithmetic() throws {
+        let mac = try #require(MAC("0080F0FFFFFF"))
+        #expect(mac.advanced(by: 1).upper == "0080F1000000")
+    }
+
+    let macros = MacroContext(mac: MAC("0080F0C571EB")!, model: "KX-UTG300", firmware: "03.210")
+
+    @Test func macrosExpandCaseSensitively() {
+        #expect(macros.expand("http://p/Config{MAC}.cfg") == "http://p/Config0080F0C571EB.cfg")
+        #expect(macros.expand("{mac}-{MODEL}-{fwver}") == "0080f0c571eb-KX-UTG300-03.210")
+        // spec §1: macros are case-sensitive and an unknown one stays literally
+        #expect(macros.expand("{Mac}{XYZ}{model}") == "{Mac}{XYZ}{model}")
+        #expect(macros.expand("open { brace") == "open { brace")
+        #expect(macros.expand("Panasonic_{MODEL}/{fwver} ({mac})") == "Panasonic_KX-UTG300/03.210 (0080f0c571eb)")
+    }
+
+    @Test func urlWithoutFileNameGetsModelCfg() throws {
+        #expect(try ProvisioningURL.candidates("http://prov.example.com", macros: macros)
+            == ["http://prov.example.com/KX-UTG300.cfg"])
+        #expect(try ProvisioningURL.candidates("http://prov.example.com/dir/", macros: macros)
+            == ["http://prov.example.com/dir/KX-UTG300.cfg"])
+        #expect(try ProvisioningURL.candidates("http://p/dir/?x=1", macros: macros) == ["http://p/dir/KX-UTG300.cfg?x=1"])
+        #expect(try ProvisioningURL.candidates("https://p/c/{MAC}.xml", macros: macros) == ["https://p/c/0080F0C571EB.xml"])
+    }
+
+    @Test func schemelessUrlTriesTftpHttpHttpsFtp() throws {
+        #expect(try ProvisioningURL.candidates("192.0.2.10/cfg/", macros: macros) == [
+            "tftp://192.0.2.10/cfg/KX-UTG300.cfg", "http://192.0.2.10/cfg/KX-UTG300.cfg",
+            "https://192.0.2.10/cfg/KX-UTG300.cfg", "ftp://192.0.2.10/cfg/KX-UTG300.cfg",
+        ])
+    }
+
+    @Test(arguments: ["file:///etc/passwd", "gopher://x/", "scp://h/f", "ldap://h/"])
+    func refusedSchemes(_ url: String) {
+        #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(url, macros: macros) }
+    }
+
+    @Test func tooLongAndEmptyUrls() {
+        let long = "http://p/" + String(repeating: "a", count: 380)
+        #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(long, macros: macros) }
+        #expect(throws: URLProblem.self) { try ProvisioningURL.candidates("  ", macros: macros) }
+    }
+
+    @Test func credentialsAreRedacted() {
+        #expect(redactURL("http://id:secret@h:8080/x@y") == "http://***@h:8080/x@y")
+        #expect(redactURL("http://h/x") == "http://h/x")
+    }
+
+    @Test func civilTime() {
+        #expect(PhoneTime(millisecondsSinceEpoch: 0).description == "1970-01-01T00:00:00.000Z")
+        #expect(PhoneTime(millisecondsSinceEpoch: 1_795_000_000_123).description == "2026-11-18T11:06:40.123Z")
+    }
+}
