@@ -1,0 +1,112 @@
+// The real Transport: libcurl's multi interface, one thread per loop.
+
+import CCurl
+import Foundation
+
+/// Fetches over libcurl: `http`, `https`, `tftp` and `ftp`, for one phone or ten thousand.
+///
+/// Each loop is a thread owning one `CURLM`, driven by `curl_multi_poll`. Requests are spread
+/// round-robin over the loops (requests of one `connectionGroup` that reuse connections always go to
+/// the same loop); each loop runs at most `maxInFlightPerLoop` transfers at once and queues the rest,
+/// because libcurl's cost per transfer rises steeply past about a thousand in flight (STYLE.md).
+///
+/// **Completions run on the loop thread** that ran the transfer (also for refused URLs), so they
+/// must return quickly: hand the result to your own queue or actor. A completion may call `fetch`
+/// again. Only after `shutdown()` are completions called on the caller's thread, with `.other`.
+///
+/// ```swift
+/// let transport = try CurlTransport(loops: 2)
+/// defer { transport.shutdown() }
+/// let result = await transport.fetch(FetchRequest(url: "http://127.0.0.1:8080/KX-UTG300.cfg",
+///                                                 userAgent: "Panasonic_KX-UTG300/03.210 (0080f0c571eb)"))
+/// ```
+public final class CurlTransport: Transport, @unchecked Sendable {
+    // @unchecked: `loops` is immutable after init; the round-robin counter is guarded by `lock`;
+    // each CurlLoop guards its own shared state.
+
+    /// The only schemes fetched; anything else fails as `.protocolRefused` without reaching libcurl.
+    public static let allowedSchemes: Set<String> = ["http", "https", "tftp", "ftp"]
+
+    /// The URL with any `user:password@` removed, for messages and logs.
+    public static func redactedURL(_ url: String) -> String { URLText.redacted(url) }
+
+    private let loops: [CurlLoop]
+    private let lock = NSLock()
+    private var nextLoop = 0
+
+    /// Starts `loops` threads, each running up to `maxInFlightPerLoop` transfers at once.
+    ///
+    /// - Throws: `TransportError` if the arguments are out of range or libcurl cannot be initialised.
+    public convenience init(loops: Int = 1, maxInFlightPerLoop: Int = 256) throws {
+        try self.init(loops: loops, maxInFlightPerLoop: maxInFlightPerLoop, systemCAPath: Curl.defaultCAPath)
+    }
+
+    /// `systemCAPath` is the directory trusted alongside `FetchRequest.extraCAFile` (tests point it
+    /// elsewhere to prove both sources are consulted).
+    init(loops: Int, maxInFlightPerLoop: Int, systemCAPath: String) throws {
+        guard loops >= 1, maxInFlightPerLoop >= 1 else {
+            throw TransportError(
+                "CurlTransport needs at least 1 loop and 1 transfer in flight per loop "
+                    + "(got loops: \(loops), maxInFlightPerLoop: \(maxInFlightPerLoop))"
+            )
+        }
+        if case .failure(let error) = Curl.globalInit {
+            throw TransportError("libcurl \(Curl.version) could not be initialised: \(error)")
+        }
+        var started: [CurlLoop] = []
+        for index in 0..<loops {
+            do {
+                started.append(try CurlLoop(index: index, maxInFlight: maxInFlightPerLoop, systemCAPath: systemCAPath))
+            } catch {
+                for loop in started { loop.beginShutdown() }
+                for loop in started { loop.waitUntilStopped() }
+                throw TransportError("libcurl multi handle for loop \(index) could not be created: \(error)")
+            }
+        }
+        self.loops = started
+    }
+
+    deinit { shutdown() }
+
+    /// For each loop, the most transfers it has had in flight at once.
+    var maxObservedInFlight: [Int] { loops.map(\.maxObservedInFlight) }
+
+    /// Starts the download; `completion` is called once, on a loop thread (see the type's notes).
+    public func fetch(
+        _ request: FetchRequest,
+        completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+    ) {
+        let job = CurlLoop.Job(request: request, completion: completion)
+        let loop: CurlLoop
+        if request.reuseConnection, let group = request.connectionGroup {
+            // One group's connections live in one loop's share handle.
+            loop = loops[Int(group % UInt64(loops.count))]
+        } else if loops.count == 1 {
+            loop = loops[0]
+        } else {
+            lock.lock()
+            nextLoop = nextLoop &+ 1
+            let index = nextLoop % loops.count
+            lock.unlock()
+            loop = loops[index]
+        }
+        if !loop.submit(job) {
+            completion(.failure(FetchFailure.shutDown(request)))
+        }
+    }
+
+    /// Stops the loop threads and waits for them. Transfers in flight or queued fail with `.other`
+    /// ("transport shut down"), and so does every later `fetch`. Safe to call more than once, and from
+    /// a completion (it then does not wait for that loop's thread).
+    public func shutdown() {
+        for loop in loops { loop.beginShutdown() }
+        for loop in loops { loop.waitUntilStopped() }
+    }
+}
+
+/// `CurlTransport` could not start.
+public struct TransportError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
