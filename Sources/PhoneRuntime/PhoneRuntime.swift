@@ -1,0 +1,236 @@
+import Flash
+import Foundation
+import Logging
+import PhoneCore
+import Transport
+
+/// One completed transfer, as a runtime saw it: what fleet measurement and recordings are built on.
+public struct FetchRecord: Sendable {
+    public var order: FetchOrder
+    public var result: Result<FetchResponse, FetchFailure>
+}
+
+/// Drives one phone: feeds its machine events, executes the actions it returns with real transport, flash and clock.
+///
+/// The same runtime runs `vphone boot` and every phone of `vphone fleet` (ARCHITECTURE rule 2).
+public actor PhoneRuntime {
+    public private(set) var machine: PhoneMachine
+    private let store: FlashStore
+    private let transport: any Transport
+    private let clock: any PhoneClock
+    private let logger: Logger
+    private let tls: TLSOptions
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    private var cycleWaiters: [CheckedContinuation<CycleReport?, Never>] = []
+    private var inFlight = 0
+    fileprivate var stopped = false
+    /// The first flash write that failed, if any: the phone keeps running on what it has in memory.
+    public private(set) var flashError: FlashError?
+    /// Called for every finished transfer (fleet statistics, recordings).
+    private let onFetch: (@Sendable (FetchRecord) -> Void)?
+
+    /// TLS settings from the command line, applied to every transfer of this phone.
+    public struct TLSOptions: Sendable {
+        public var extraCAFile: String?
+        public var insecure: Bool
+        public init(extraCAFile: String? = nil, insecure: Bool = false) {
+            self.extraCAFile = extraCAFile
+            self.insecure = insecure
+        }
+    }
+
+    public init(
+        machine: PhoneMachine, store: sending FlashStore, transport: any Transport, clock: any PhoneClock,
+        logger: Logger, tls: TLSOptions = TLSOptions(), onFetch: (@Sendable (FetchRecord) -> Void)? = nil
+    ) {
+        self.machine = machine
+        self.store = store
+        self.transport = transport
+        self.clock = clock
+        self.logger = logger
+        self.tls = tls
+        self.onFetch = onFetch
+    }
+
+    // MARK: - Driving
+
+    /// Powers the phone on and returns when the boot-time provisioning cycle has finished (nil if the phone was shut
+    /// down first).
+    @discardableResult
+    public func powerOn() async -> CycleReport? {
+        deliver(.powerOn)
+        return await nextCycleReport()
+    }
+
+    /// Asks for a resync (as the control API or a SIP NOTIFY would) and returns when that cycle has finished (nil if
+    /// the phone was shut down first).
+    @discardableResult
+    public func resync(reason: String) async -> CycleReport? {
+        deliver(.resyncRequested(reason: reason))
+        return await nextCycleReport()
+    }
+
+    /// Delivers a SIP NOTIFY.
+    public func sipNotify(event: String) { deliver(.sipNotify(event: event)) }
+
+    /// Makes a local edit; returns the refusal, if any.
+    public func localEdit(name: String, value: String) -> LocalEditRefusal? {
+        for action in deliver(.localEdit(name: name, value: value)) {
+            if case .refused(let r) = action { return r }
+        }
+        return nil
+    }
+
+    /// Runs the phone's timers until the task is cancelled, or until the phone's clock reaches `stop`.
+    ///
+    /// With a virtual clock, time jumps from timer to timer, and the loop ends when no timer is armed.
+    public func run(until stop: PhoneTime? = nil) async {
+        while !Task.isCancelled && !stopped {
+            await waitIdle()
+            let now = clock.now()
+            if let stop, now >= stop { return }
+            let next = machine.timers.min { $0.value < $1.value }
+            if let next, next.value <= now {
+                deliver(.timerFired(next.key))
+                continue
+            }
+            if next == nil && stop == nil && clock.isVirtual { return }
+            var target = next?.value ?? stop ?? now.adding(minutes: 24 * 60)
+            if let stop { target = min(target, stop) }
+            if let chunk = clock.maxSleepChunkMs { target = min(target, now.adding(milliseconds: chunk)) }
+            do {
+                try await clock.sleep(until: target)
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Reloads local edits from flash (another process may have written them) before the next cycle.
+    public func reloadLocalEdits() {
+        guard !stopped else { return }
+        do {
+            let snapshot = try store.load()
+            deliver(.localEditsReloaded(snapshot.localEdits))
+        } catch {
+            recordFlashError(error)
+        }
+    }
+
+    /// Suspends until no provisioning cycle is running, or the phone is shut down.
+    public func waitIdle() async {
+        if isIdle || stopped { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    private var isIdle: Bool {
+        if case .provisioning = machine.phase { return false }
+        return inFlight == 0
+    }
+
+    private func nextCycleReport() async -> CycleReport? {
+        if stopped { return nil }
+        if isIdle, let r = machine.lastReport { return r }
+        return await withCheckedContinuation { cycleWaiters.append($0) }
+    }
+
+    // MARK: - Executing actions
+
+    /// Feeds one event to the machine and carries out its actions: flash first, then timers and downloads.
+    @discardableResult
+    private func deliver(_ event: PhoneEvent) -> [PhoneAction] {
+        guard !stopped else { return [] }
+        let actions = machine.handle(event, at: clock.now())
+        for action in actions {
+            switch action {
+            case .persist(let changes):
+                for e in changes.events { log(e) }
+                do {
+                    try store.apply(changes)
+                } catch {
+                    recordFlashError(error)
+                }
+            case .fetch(let order):
+                start(order)
+            case .arm, .cancel, .refused:
+                break  // the machine keeps its timers; `run` reads them
+            case .cycleFinished(let report):
+                let waiters = cycleWaiters
+                cycleWaiters = []
+                for w in waiters { w.resume(returning: report) }
+            }
+        }
+        if isIdle {
+            let waiters = idleWaiters
+            idleWaiters = []
+            for w in waiters { w.resume() }
+        }
+        return actions
+    }
+
+    private func start(_ order: FetchOrder) {
+        var request = FetchRequest(url: order.url, userAgent: order.userAgent)
+        request.connectTimeoutMs = order.connectTimeoutMs
+        request.totalTimeoutMs = order.totalTimeoutMs
+        request.maxBytes = order.maxBytes
+        request.username = order.username
+        request.password = order.password
+        request.reuseConnection = order.reuseConnection
+        request.extraCAFile = tls.extraCAFile
+        request.insecure = tls.insecure
+        inFlight += 1
+        let onFetch = self.onFetch
+        transport.fetch(request) { [weak self] result in
+            onFetch?(FetchRecord(order: order, result: result))
+            guard let self else { return }
+            Task { await self.finished(order, result) }
+        }
+    }
+
+    private func finished(_ order: FetchOrder, _ result: Result<FetchResponse, FetchFailure>) {
+        inFlight -= 1
+        switch result {
+        case .success(let response):
+            deliver(.fetched(id: order.id, status: response.status, body: response.body))
+        case .failure(let failure):
+            deliver(
+                .fetchFailed(
+                    id: order.id,
+                    FetchError(kind: failure.kind.rawValue, httpStatus: failure.httpStatus, message: failure.message)))
+        }
+    }
+
+    private func recordFlashError(_ error: FlashError) {
+        if flashError == nil { flashError = error }
+        logger.critical("flash write failed: \(error); the phone keeps running on what it has in memory")
+    }
+
+    private func log(_ entry: LogEntry) {
+        var metadata: Logger.Metadata = ["event": .string(entry.kind), "boot": .stringConvertible(entry.boot)]
+        for (k, v) in entry.fields where !v.isEmpty { metadata[k] = .string(v) }
+        metadata["phone_time"] = .string(entry.at.description)
+        let level: Logger.Level
+        switch entry.level {
+        case .debug: level = .debug
+        case .info: level = .info
+        case .warning: level = .warning
+        case .error: level = .error
+        }
+        logger.log(level: level, "\(entry.message)", metadata: metadata)
+    }
+}
+
+extension PhoneRuntime {
+    /// Stops the phone: no event is handled after this returns, so a flash write is never cut in half. Everyone
+    /// waiting for a cycle or for idleness is released; transfers still in flight are abandoned; flash is closed.
+    public func shutdown() {
+        if !stopped { store.close() }
+        stopped = true
+        let idle = idleWaiters
+        let cycles = cycleWaiters
+        idleWaiters = []
+        cycleWaiters = []
+        for w in idle { w.resume() }
+        for w in cycles { w.resume(returning: nil) }
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import PhoneCore
+
+/// Why a device profile cannot be used (exit code 65).
+public struct ProfileError: Error, CustomStringConvertible, Sendable {
+    public var path: String
+    public var message: String
+    public var description: String { "profile \(path): \(message)" }
+}
+
+public enum ProfileLoader {
+    /// The bundled profile's file name.
+    public static let defaultName = "KX-UTG300.json"
+
+    /// Where the bundled profile is looked for when `--profile` is not given, in order: `$VPHONE_PROFILE`,
+    /// `Profiles/` in the current directory, `Profiles/` beside (or above) the executable, `/usr/local/share/vphone/Profiles`,
+    /// `/usr/share/vphone/Profiles`.
+    public static func defaultCandidates(executable: String = CommandLine.arguments.first ?? "") -> [String] {
+        var out: [String] = []
+        if let env = ProcessInfo.processInfo.environment["VPHONE_PROFILE"], !env.isEmpty { out.append(env) }
+        out.append(FileManager.default.currentDirectoryPath + "/Profiles/" + defaultName)
+        var dir = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<6 {
+            out.append(dir.appendingPathComponent("Profiles/" + defaultName).path)
+            dir.deleteLastPathComponent()
+        }
+        out.append("/usr/local/share/vphone/Profiles/" + defaultName)
+        out.append("/usr/share/vphone/Profiles/" + defaultName)
+        return out
+    }
+
+    /// Loads `path`, or the bundled profile when nil.
+    /// - Throws: `ProfileError` naming the file, the problem and the fix.
+    public static func load(path: String?) throws(ProfileError) -> DeviceProfile {
+        let chosen: String
+        if let path {
+            chosen = path
+        } else {
+            let candidates = defaultCandidates()
+            guard let found = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) }) else {
+                throw ProfileError(
+                    path: defaultName,
+                    message: "not found (looked in \(candidates.joined(separator: ", "))); "
+                        + "pass --profile PATH or set VPHONE_PROFILE")
+            }
+            chosen = found
+        }
+        guard let data = FileManager.default.contents(atPath: chosen) else {
+            throw ProfileError(path: chosen, message: "cannot be read; check the path and its permissions")
+        }
+        let profile: DeviceProfile
+        do {
+            profile = try JSONDecoder().decode(DeviceProfile.self, from: data)
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw ProfileError(path: chosen, message: "missing field \(pathText(ctx.codingPath + [key]))")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw ProfileError(path: chosen, message: "wrong type at \(pathText(ctx.codingPath)): \(ctx.debugDescription)")
+        } catch let DecodingError.valueNotFound(_, ctx) {
+            throw ProfileError(path: chosen, message: "null at \(pathText(ctx.codingPath))")
+        } catch let DecodingError.dataCorrupted(ctx) {
+            let detail = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String
+            throw ProfileError(
+                path: chosen, message: "not valid JSON: \(detail ?? ctx.debugDescription) at \(pathText(ctx.codingPath))")
+        } catch {
+            throw ProfileError(path: chosen, message: "not a device profile: \(error)")
+        }
+        let problems = profile.problems
+        guard problems.isEmpty else { throw ProfileError(path: chosen, message: problems.joined(separator: "; ")) }
+        return profile
+    }
+
+    private static func pathText(_ path: [any CodingKey]) -> String {
+        path.isEmpty ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+}

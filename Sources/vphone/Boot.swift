@@ -1,0 +1,163 @@
+import ArgumentParser
+import Dispatch
+import Flash
+import Foundation
+import PhoneCore
+import PhoneRuntime
+import Transport
+
+struct Boot: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Power on one virtual phone: find the provisioning server, download and apply its files, keep resyncing.",
+        discussion: """
+            The flash (Storage/<MAC>.flash unless --flash) is created factory-fresh on first boot; an existing flash \
+            carries its own MAC. Without --once the phone runs until SIGINT/SIGTERM (or --duration of phone time) \
+            and re-provisions on its timers (CFG_CYCLIC, CFG_RTRY_INTVL, CFG_RESYNC_TIME).
+
+            Exit codes with --once (and after --duration: of the last cycle): 0 every configured file downloaded and \
+            applied; 10 at least one file fell back to its saved copy (or had none); 11 no usable configuration at \
+            all; 64 bad command line; 65 unusable flash file or profile.
+
+            Quirks (profile "quirks"): reuseConnection (default off: a fresh connection per file), \
+            overrideFromSavedCopy (default off: perm="!" overrides a local edit only when freshly downloaded), \
+            redirectionServer (default off), kdfDigest (md5).
+            """
+    )
+
+    @OptionGroup var location: FlashLocation
+    @OptionGroup var profileOption: ProfileOption
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: "Initial-file URL for this power-on, as if set by hand (USR_PROV_SVR_URL); not saved. Schemes: http, https, tftp, ftp, or none (tried as tftp, http, https, ftp).")
+    var provURL: String?
+
+    @Option(name: .customLong("dhcp-option160"), help: "The value a DHCP server hands out in option 160 (honours OPTION160_ENABLE).")
+    var option160: String?
+    @Option(name: .customLong("dhcp-option159"), help: "The value of DHCP option 159 (honours OPTION159_ENABLE).")
+    var option159: String?
+    @Option(name: .customLong("dhcp-option66"), help: "The value of DHCP option 66, the TFTP server name (honours OPTION66_ENABLE).")
+    var option66: String?
+    @Option(help: "The URL a SIP plug-and-play NOTIFY would carry (honours SIPPNP_ENABLE; vphone sends no multicast).")
+    var sipPnpURL: String?
+
+    @Flag(help: "Exit after the boot-time provisioning, with its outcome as the exit code.")
+    var once = false
+
+    @Option(help: "Run the phone's clock K times faster than real time (e.g. 10080: a week in a minute).")
+    var timeScale: Double = 1
+
+    @Option(help: "Stop after this much phone time (90s, 10m, 2h, 7d); exit code of the last cycle.")
+    var duration: DurationArgument?
+
+    @Option(help: "PEM file of extra root certificates trusted for HTTPS, besides the system store.")
+    var caFile: String?
+
+    @Flag(help: "Do not verify HTTPS certificates (labs only; logged loudly).")
+    var insecure = false
+
+    func validate() throws {
+        guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
+            throw ValidationError("--time-scale must be a positive number (e.g. 60 or 10080), got \(timeScale)")
+        }
+        let macros = MacroContext(mac: location.mac ?? MAC(value: 0), model: "KX-UTG300", firmware: "0")
+        for (flag, value) in [
+            ("--prov-url", provURL), ("--dhcp-option160", option160), ("--dhcp-option159", option159),
+            ("--dhcp-option66", option66), ("--sip-pnp-url", sipPnpURL),
+        ] {
+            guard let value else { continue }
+            do {
+                _ = try ProvisioningURL.candidates(value, macros: macros)
+            } catch {
+                throw ValidationError("\(flag): \(error.reason)")
+            }
+        }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ValidationError("--ca-file \(caFile): no such readable file (expected a PEM file of CA certificates)")
+        }
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(label: "vphone")
+        let profile = try profileOption.load()
+        let clock = ScaledClock(scale: timeScale)
+        let store = try location.openOrCreate(profile: profile, now: clock.now())
+        let snapshot = try loadSnapshot(store)
+        if insecure {
+            logger.warning("TLS VERIFICATION IS OFF (--insecure): any server can impersonate the provisioning server")
+        }
+        if snapshot.identity.model != profile.model {
+            logger.notice("flash was made for \(snapshot.identity.model); booting it with the \(profile.model) profile")
+        }
+        let machine = PhoneMachine(
+            profile: PreparedProfile(profile), flash: snapshot,
+            discovery: DiscoveryOptions(
+                provisioningURL: provURL, sipPnPURL: sipPnpURL, option160: option160, option159: option159,
+                option66: option66))
+        let transport: CurlTransport
+        do {
+            transport = try CurlTransport()
+        } catch {
+            fail("cannot start libcurl: \(error)")
+            throw ExitCode(70)
+        }
+        let runtime = PhoneRuntime(
+            machine: machine, store: store, transport: transport, clock: clock,
+            logger: logger, tls: .init(extraCAFile: caFile, insecure: insecure))
+
+        let stopper = SignalStopper(runtime: runtime)
+        var last = await runtime.powerOn()
+        if !once, last != nil {
+            let stop = duration.map { clock.now().adding(milliseconds: $0.milliseconds) }
+            let loop = Task { await runtime.run(until: stop) }
+            stopper.onStop { loop.cancel() }
+            await loop.value
+            last = await runtime.machine.lastReport
+        }
+        await runtime.shutdown()
+        transport.shutdown()
+        let flashError = await runtime.flashError
+        if let flashError {
+            fail("\(flashError)")
+            throw Exit.data
+        }
+        // A signal is a clean stop (exit 0); otherwise the exit code is the last cycle's outcome.
+        if stopper.stopped { return }
+        if let last, last.outcome != .provisioned { throw ExitCode(last.outcome.rawValue) }
+    }
+}
+
+/// Turns SIGINT/SIGTERM into a clean stop: the current flash transaction completes, nothing after it starts.
+final class SignalStopper: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var handlers: [@Sendable () -> Void] = []
+    private(set) var stopped = false
+
+    init(runtime: PhoneRuntime) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                self.stopped = true
+                let hs = self.handlers
+                self.lock.unlock()
+                Task {
+                    await runtime.shutdown()
+                    for h in hs { h() }
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func onStop(_ handler: @escaping @Sendable () -> Void) {
+        lock.lock()
+        handlers.append(handler)
+        let already = stopped
+        lock.unlock()
+        if already { handler() }
+    }
+}

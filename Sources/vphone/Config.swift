@@ -1,0 +1,153 @@
+import ArgumentParser
+import Flash
+import Foundation
+import PhoneCore
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show or edit the phone's configuration.",
+        subcommands: [Show.self, Set.self]
+    )
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print every effective parameter with the source it came from.",
+            discussion: """
+                Sources: standard, product, master, initial (provisioned files), local (a local edit), factory \
+                (the profile's default). Per-line parameters are named NAME_n. Secrets are masked.
+                """
+        )
+        @OptionGroup var location: FlashLocation
+        @OptionGroup var profileOption: ProfileOption
+
+        @Flag(help: "Print one JSON object {\"NAME\": {\"value\": ..., \"source\": ...}}.")
+        var json = false
+
+        @Flag(help: "Print only parameters not at their factory default.")
+        var changed = false
+
+        func run() throws {
+            let profile = try profileOption.load()
+            let store = try location.open(readOnly: true)
+            let snapshot = try loadSnapshot(store)
+            var rows = ConfigView.effective(profile: profile, snapshot: snapshot)
+            if changed { rows.removeAll { $0.source == .factory } }
+            func shown(_ r: EffectiveValue) -> String { r.secret && !r.value.isEmpty ? "********" : r.value }
+            if json {
+                var object: [String: [String: String]] = [:]
+                for r in rows {
+                    var o = ["value": shown(r), "source": r.source.rawValue]
+                    if !r.perm.isEmpty { o["perm"] = r.perm }
+                    if !r.access.isEmpty { o["access"] = r.access }
+                    object[r.name] = o
+                }
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            let width = rows.map(\.name.count).max() ?? 0
+            for r in rows {
+                let perm = r.perm.isEmpty ? "" : " perm=\(r.perm)"
+                print("\(r.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(r.source.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))  \"\(shown(r))\"\(perm)")
+            }
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Edit a parameter locally, as on the phone's web UI.",
+            discussion: """
+                A local edit beats every provisioned file, unless a provisioned value carries perm="!" (then the \
+                next download overwrites it). A parameter provisioned with perm="R" refuses local edits (exit 65).
+                """
+        )
+        @Argument(help: "Parameter name, e.g. CFG_CYCLIC or SIP_AUTHID_1.") var name: String
+        @Argument(help: "New value.") var value: String
+        @OptionGroup var location: FlashLocation
+        @OptionGroup var profileOption: ProfileOption
+
+        func run() throws {
+            let profile = try profileOption.load()
+            let store = try location.open()
+            let snapshot = try loadSnapshot(store)
+            do {
+                let changes = try LocalEditRule.apply(
+                    name: name, value: value, snapshot: snapshot, profile: profile, at: wallClock())
+                try store.apply(changes)
+            } catch let refusal as LocalEditRefusal {
+                fail(refusal.message)
+                throw Exit.data
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+            let shown = profile.isSecret(name) ? "********" : value
+            print("\(name) = \"\(shown)\" (local edit)")
+        }
+    }
+}
+
+struct FactoryReset: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "factory-reset",
+        abstract: "Clear everything in flash but the phone's identity (MAC, model, firmware).",
+        discussion: "Saved files, the key, local edits, timers and the event log are erased (spec §9)."
+    )
+    @OptionGroup var location: FlashLocation
+
+    func run() throws {
+        let store = try location.open()
+        let snapshot = try loadSnapshot(store)
+        do {
+            try store.factoryReset(
+                event: LogEntry(
+                    at: wallClock(), boot: 0, level: .warning, kind: "factory-reset",
+                    message: "factory reset: saved files, key, local edits, timers and events cleared"))
+        } catch {
+            fail("\(error)")
+            throw Exit.data
+        }
+        print("factory reset \(snapshot.identity.mac) (\(location.path))")
+    }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the flash event log: every transition with its time and reason."
+    )
+    @OptionGroup var location: FlashLocation
+
+    @Flag(help: "One JSON object per line.")
+    var json = false
+
+    @Option(help: "Only this power-on (1 = the first boot of this flash).")
+    var boot: Int?
+
+    @Option(help: "Only the last N entries.")
+    var last: Int?
+
+    func run() throws {
+        let store = try location.open(readOnly: true)
+        let entries: [LogEntry]
+        do {
+            entries = try store.events(boot: boot, limit: last)
+        } catch {
+            fail("\(error)")
+            throw Exit.data
+        }
+        for e in entries {
+            if json {
+                var o: [String: Any] = [
+                    "time": e.at.description, "boot": e.boot, "level": e.level.rawValue, "kind": e.kind,
+                    "message": e.message,
+                ]
+                if !e.fields.isEmpty { o["fields"] = e.fields }
+                let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                let level = e.level.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
+                print("\(e.at) #\(e.boot) \(level) \(e.kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(e.message)")
+            }
+        }
+    }
+}

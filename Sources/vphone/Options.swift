@@ -1,0 +1,159 @@
+import ArgumentParser
+import Flash
+import Foundation
+import Logging
+import PhoneCore
+import PhoneRuntime
+
+/// Exit codes shared by every command (documented in the README and `--help`).
+enum Exit {
+    static let usage = ExitCode(64)
+    static let data = ExitCode(65)
+}
+
+extension MAC: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+    case human, json
+}
+
+struct LoggingOptions: ParsableArguments {
+    @Option(help: "Log format: human (default) or json (one object per line, for machines).")
+    var logFormat: LogFormat = .human
+
+    @Option(help: "Least severe level logged: debug, info, notice, warning, error, critical.")
+    var logLevel: LevelArgument = LevelArgument(.info)
+
+    func bootstrap(label: String) -> Logger {
+        let format = logFormat
+        let level = logLevel.level
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler(label: label, format: format)
+            h.logLevel = level
+            return h
+        }
+        return Logger(label: label)
+    }
+}
+
+struct LevelArgument: ExpressibleByArgument {
+    var level: Logger.Level
+    init(_ level: Logger.Level) { self.level = level }
+    init?(argument: String) {
+        guard let l = Logger.Level(rawValue: argument.lowercased()) else { return nil }
+        level = l
+    }
+    var defaultValueDescription: String { level.rawValue }
+}
+
+struct ProfileOption: ParsableArguments {
+    @Option(help: "Device profile (JSON) to use instead of the bundled Profiles/KX-UTG300.json.")
+    var profile: String?
+
+    func load() throws -> DeviceProfile {
+        do {
+            return try ProfileLoader.load(path: profile)
+        } catch {
+            fail("\(error)")
+            throw Exit.data
+        }
+    }
+}
+
+/// `--flash PATH` / `--mac MAC`: which phone's flash a command works on.
+struct FlashLocation: ParsableArguments {
+    @Option(help: "The phone's flash file (default: Storage/<MAC>.flash).")
+    var flash: String?
+
+    @Option(help: "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB). Optional when --flash exists.")
+    var mac: MAC?
+
+    func validate() throws {
+        if flash == nil && mac == nil {
+            throw ValidationError("give --mac MAC (flash at Storage/<MAC>.flash) or --flash PATH")
+        }
+    }
+
+    var path: String { flash ?? "Storage/\(mac?.upper ?? "").flash" }
+
+    /// Opens an existing flash; a missing or unusable one ends the command with exit 65.
+    func open(readOnly: Bool = false) throws -> FlashStore {
+        do {
+            let store = try FlashStore.open(at: path, readOnly: readOnly)
+            try checkMAC(store)
+            return store
+        } catch let error as FlashError {
+            fail(error.kind == .notFound ? "\(error) (boot the phone first: vphone boot --mac MAC)" : "\(error)")
+            throw Exit.data
+        }
+    }
+
+    /// Opens the flash, creating a factory-fresh one for `--mac` when it does not exist yet.
+    func openOrCreate(profile: DeviceProfile, now: PhoneTime) throws -> FlashStore {
+        if FileManager.default.fileExists(atPath: path) { return try open() }
+        guard let mac else {
+            fail("flash \(path) does not exist yet: give --mac MAC to create it")
+            throw Exit.usage
+        }
+        do {
+            return try FlashStore.create(
+                at: path,
+                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now))
+        } catch {
+            fail("\(error)")
+            throw Exit.data
+        }
+    }
+
+    private func checkMAC(_ store: FlashStore) throws {
+        guard let mac else { return }
+        let snapshot: FlashSnapshot
+        do { snapshot = try store.load() } catch {
+            fail("\(error)")
+            throw Exit.data
+        }
+        if snapshot.identity.mac != mac {
+            fail("flash \(path) belongs to \(snapshot.identity.mac), not \(mac): drop --mac or pick the right --flash")
+            throw Exit.usage
+        }
+    }
+}
+
+/// Loads a flash snapshot or ends the command with exit 65.
+func loadSnapshot(_ store: FlashStore) throws -> FlashSnapshot {
+    do {
+        return try store.load()
+    } catch {
+        fail("\(error)")
+        throw Exit.data
+    }
+}
+
+/// Writes `vphone: message` to standard error.
+func fail(_ message: String) {
+    FileHandle.standardError.write(Data("vphone: \(message)\n".utf8))
+}
+
+/// The wall clock as phone time (commands that do not run a phone).
+func wallClock() -> PhoneTime {
+    PhoneTime(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
+}
+
+/// `90s`, `10m`, `2h`, `7d`, `1w` (or a bare number of seconds) as milliseconds.
+struct DurationArgument: ExpressibleByArgument {
+    var milliseconds: Int64
+    init?(argument: String) {
+        let units: [Character: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000]
+        var text = argument
+        var unit: Int64 = 1000
+        if let last = text.last, let u = units[last] {
+            unit = u
+            text.removeLast()
+        }
+        guard let v = Double(text), v > 0, v.isFinite else { return nil }
+        milliseconds = Int64(v * Double(unit))
+    }
+    static var defaultValueDescription: String { "a duration like 90s, 10m, 2h, 7d" }
+}

@@ -1,0 +1,97 @@
+import Foundation
+import PhoneCore
+import Testing
+import VPhoneTesting
+
+/// Bad input on the command line and bad files: clear messages and the documented exit codes.
+@Suite("vphone command line", .serialized)
+struct CommandLineTests {
+    static let badCommandLines: [([String], String)] = [
+        (["boot", "--mac", "0080F0C571E", "--once"], "--mac"),
+        (["boot", "--mac", "XYZ", "--once"], "--mac"),
+        (["boot", "--mac", mac, "--prov-url", "file:///etc/passwd", "--once"], "file"),
+        (["boot", "--mac", mac, "--prov-url", "gopher://h/", "--once"], "gopher"),
+        (["boot", "--mac", mac, "--time-scale", "-3", "--once"], "time-scale"),
+        (["boot", "--mac", mac, "--log-format", "xml", "--once"], "log-format"),
+        (["boot", "--once"], "--mac"),
+        (["boot", "--mac", mac, "--no-such-flag"], "no-such-flag"),
+    ]
+
+    @Test(arguments: badCommandLines)
+    func badCommandLinesExit64(args: [String], mentions: String) throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        let r = try vphone(args, cwd: dir)
+        #expect(r.code == 64, "\(args): \(r.stderr)")
+        #expect(r.stderr.contains(mentions), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/Storage"))
+    }
+
+    @Test func unusableFlashExits65AndIsLeftAlone() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        let flash = dir + "/broken.flash"
+        let garbage = Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        try garbage.write(to: URL(fileURLWithPath: flash))
+        let r = try vphone(["boot", "--flash", flash, "--prov-url", "http://127.0.0.1:1/", "--once"], cwd: dir)
+        #expect(r.code == 65, "\(r.stderr)")
+        #expect(r.stderr.contains(flash))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: flash)) == garbage)
+        #expect(try vphone(["config", "show", "--flash", flash], cwd: dir).code == 65)
+    }
+
+    @Test func badProfileExits65() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        try "{\"model\": 3}".write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        let r = try vphone(["boot", "--mac", mac, "--profile", dir + "/bad.json", "--once"], cwd: dir)
+        #expect(r.code == 65)
+        #expect(r.stderr.contains("bad.json"))
+    }
+
+    @Test func macMustMatchAnExistingFlash() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        let port = NginxServer.freePort()
+        _ = try vphone(["boot", "--mac", mac, "--prov-url", "http://127.0.0.1:\(port)/", "--once"], cwd: dir)
+        let flash = dir + "/Storage/\(mac).flash"
+        let r = try vphone(["boot", "--flash", flash, "--mac", "0080F0000001", "--once"], cwd: dir)
+        #expect(r.code == 64)
+        #expect(r.stderr.contains("belongs to \(mac)"))
+        // without --mac, the flash's own MAC is used
+        let again = try vphone(["boot", "--flash", flash, "--prov-url", "http://127.0.0.1:\(port)/", "--once"], cwd: dir)
+        #expect(again.code == 11)
+    }
+
+    @Test func factoryResetKeepsOnlyTheIdentity() throws {
+        let server = try ProvServer()
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        #expect(try vphone(["boot", "--mac", mac, "--prov-url", server.base, "--once"], cwd: dir).code == 0)
+        #expect(try vphone(["config", "set", "NTP_ADDR", "x", "--mac", mac], cwd: dir).code == 0)
+        let reset = try vphone(["factory-reset", "--mac", mac], cwd: dir)
+        #expect(reset.code == 0, "\(reset.stderr)")
+        let config = try configShow(flash: dir + "/Storage/\(mac).flash", cwd: dir)
+        #expect(config.values.allSatisfy { $0.source == "factory" })
+        let events = try vphone(["events", "--mac", mac, "--json"], cwd: dir)
+        let lines = events.stdout.split(separator: "\n")
+        #expect(lines.count == 1)
+        #expect(lines.first?.contains("factory-reset") == true)
+    }
+
+    @Test func configShowJSONShape() throws {
+        let server = try ProvServer()
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        #expect(try vphone(["boot", "--mac", mac, "--prov-url", server.base, "--once"], cwd: dir).code == 0)
+        let r = try vphone(["config", "show", "--mac", mac, "--json"], cwd: dir)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: [String: String]])
+        #expect(object["SIP_AUTHID_1"]?["value"] == "201")
+        #expect(object["SIP_AUTHID_1"]?["source"] == "standard")
+        #expect(object["SIP_AUTHID_1"]?["perm"] == "R")
+        #expect(Set(object.values.compactMap { $0["source"] }).isSubset(of: ["standard", "product", "master", "initial", "local", "factory"]))
+    }
+
+    @Test func everyCommandHasHelp() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        for cmd in [[], ["boot"], ["config"], ["config", "show"], ["config", "set"], ["events"], ["factory-reset"]] {
+            let r = try vphone(cmd + ["--help"], cwd: dir)
+            #expect(r.code == 0, "\(cmd)")
+            #expect(r.stdout.contains("USAGE"), "\(cmd)")
+        }
+    }
+}
