@@ -40,7 +40,9 @@ public struct DeviceProfile: Hashable, Sendable, Codable {
         public var kdfDigest: String
 
         public init(
-            reuseConnection: Bool = false, redirectionServer: Bool = false, overrideFromSavedCopy: Bool = false,
+            reuseConnection: Bool = false,
+            redirectionServer: Bool = false,
+            overrideFromSavedCopy: Bool = false,
             kdfDigest: String = "md5"
         ) {
             self.reuseConnection = reuseConnection
@@ -65,7 +67,9 @@ public struct DeviceProfile: Hashable, Sendable, Codable {
         if firmwareVersion.isEmpty { out.append("firmwareVersion is empty") }
         if formats.isEmpty { out.append("formats is empty: list \"xml\" and/or \"text\"") }
         if lines < 1 || lines > 99 { out.append("lines is \(lines): expected 1...99") }
-        if defaults["HTTP_USER_AGENT"] == nil { out.append("defaults has no HTTP_USER_AGENT (the User-Agent template)") }
+        if defaults["HTTP_USER_AGENT"] == nil {
+            out.append("defaults has no HTTP_USER_AGENT (the User-Agent template)")
+        }
         for f in formats where (maxFileBytes[f.rawValue] ?? 0) <= 0 {
             out.append("maxFileBytes has no positive limit for \"\(f.rawValue)\"")
         }

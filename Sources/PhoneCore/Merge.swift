@@ -34,7 +34,9 @@ public enum Merge {
     /// parameters > factory default. Local edits beat all provisioned values, unless the winning provisioned value
     /// carries `perm` with `!` and was downloaded in this cycle (or `overrideFromSavedCopy` is set).
     public static func effective(
-        files: [MergeInput], localEdits: [String: LocalEdit], overrideFromSavedCopy: Bool = false
+        files: [MergeInput],
+        localEdits: [String: LocalEdit],
+        overrideFromSavedCopy: Bool = false
     ) -> MergeResult {
         var params: [String: Parameter] = [:]
         var freshness: [String: Bool] = [:]
@@ -48,7 +50,12 @@ public enum Merge {
                 for entries in [doc.device, kind == .initial ? doc.initial : [:]] {
                     for (name, e) in entries where params[name] == nil {
                         params[name] = Parameter(
-                            name: name, value: e.value, source: source, perm: e.perm, access: e.access)
+                            name: name,
+                            value: e.value,
+                            source: source,
+                            perm: e.perm,
+                            access: e.access
+                        )
                         freshness[name] = input.fresh
                     }
                 }
@@ -67,7 +74,11 @@ public enum Merge {
         var counts: [ParameterSource: Int] = [:]
         for p in params.values { counts[p.source, default: 0] += 1 }
         return MergeResult(
-            parameters: params, overriddenLocalEdits: overridden, keptLocalEdits: kept, countBySource: counts)
+            parameters: params,
+            overriddenLocalEdits: overridden,
+            keptLocalEdits: kept,
+            countBySource: counts
+        )
     }
 }
 
@@ -75,7 +86,10 @@ public enum Merge {
 
 /// Why a local edit was refused.
 public struct LocalEditRefusal: Error, Hashable, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unknownParameter = "unknown_parameter", readOnly = "read_only" }
+    public enum Kind: String, Sendable {
+        case unknownParameter = "unknown_parameter"
+        case readOnly = "read_only"
+    }
     public var kind: Kind
     public var name: String
     public var message: String
@@ -88,21 +102,30 @@ public enum LocalEditRule {
     /// - Returns: the flash changes (the edit, the new effective value, an event).
     /// - Throws: `LocalEditRefusal` for a parameter the phone does not know or one provisioned read-only.
     public static func apply(
-        name: String, value: String, snapshot: FlashSnapshot, profile: DeviceProfile, at now: PhoneTime
+        name: String,
+        value: String,
+        snapshot: FlashSnapshot,
+        profile: DeviceProfile,
+        at now: PhoneTime
     ) throws(LocalEditRefusal) -> FlashChanges {
         let current = snapshot.parameters[name]
         guard profile.knows(name) || current != nil else {
             let near = suggestions(for: name, in: Array(profile.factoryDefaults.keys) + Array(snapshot.parameters.keys))
             let hint = near.isEmpty ? "" : " (did you mean \(near.joined(separator: ", "))?)"
             throw LocalEditRefusal(
-                kind: .unknownParameter, name: name,
-                message: "\(name) is not a parameter of \(profile.model)\(hint); `vphone config show` lists them all")
+                kind: .unknownParameter,
+                name: name,
+                message: "\(name) is not a parameter of \(profile.model)\(hint); `vphone config show` lists them all"
+            )
         }
         if let current, current.source != .local, Perm(current.perm).refusesLocalEdit {
             throw LocalEditRefusal(
-                kind: .readOnly, name: name,
-                message: "\(name) is read-only: the \(current.source.rawValue) file provisions it with perm=\"\(current.perm)\"; "
-                    + "change it on the provisioning server instead")
+                kind: .readOnly,
+                name: name,
+                message:
+                    "\(name) is read-only: the \(current.source.rawValue) file provisions it with perm=\"\(current.perm)\"; "
+                    + "change it on the provisioning server instead"
+            )
         }
         var changes = FlashChanges()
         changes.setLocalEdits = [LocalEdit(name: name, value: value, editedAt: now)]
@@ -112,9 +135,12 @@ public enum LocalEditRule {
         let shown = profile.isSecret(name) ? "********" : value
         changes.events = [
             LogEntry(
-                at: now, boot: snapshot.bootCount, kind: "local-edit",
+                at: now,
+                boot: snapshot.bootCount,
+                kind: "local-edit",
                 message: "local edit: \(name) = \"\(shown)\"",
-                fields: ["parameter": name, "previous_source": current?.source.rawValue ?? "factory"])
+                fields: ["parameter": name, "previous_source": current?.source.rawValue ?? "factory"]
+            )
         ]
         return changes
     }
@@ -162,12 +188,23 @@ public enum ConfigView {
         var rows: [String: EffectiveValue] = [:]
         for (name, value) in profile.factoryDefaults {
             rows[name] = EffectiveValue(
-                name: name, value: value, source: .factory, perm: "", access: "", secret: profile.isSecret(name))
+                name: name,
+                value: value,
+                source: .factory,
+                perm: "",
+                access: "",
+                secret: profile.isSecret(name)
+            )
         }
         for p in snapshot.parameters.values {
             rows[p.name] = EffectiveValue(
-                name: p.name, value: p.value, source: p.source, perm: p.perm, access: p.access,
-                secret: profile.isSecret(p.name))
+                name: p.name,
+                value: p.value,
+                source: p.source,
+                perm: p.perm,
+                access: p.access,
+                secret: profile.isSecret(p.name)
+            )
         }
         return rows.values.sorted { $0.name < $1.name }
     }

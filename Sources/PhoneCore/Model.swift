@@ -279,7 +279,12 @@ public struct LogEntry: Hashable, Sendable {
     public var fields: [String: String]
 
     public init(
-        at: PhoneTime, boot: Int, level: Level = .info, kind: String, message: String, fields: [String: String] = [:]
+        at: PhoneTime,
+        boot: Int,
+        level: Level = .info,
+        kind: String,
+        message: String,
+        fields: [String: String] = [:]
     ) {
         self.at = at
         self.boot = boot
@@ -305,9 +310,13 @@ public struct FlashSnapshot: Hashable, Sendable {
     public var fileStatus: [FileKind: FileStatus]
 
     public init(
-        identity: Identity, bootCount: Int = 0, savedFiles: [FileKind: SavedFile] = [:],
-        parameters: [String: Parameter] = [:], localEdits: [String: LocalEdit] = [:],
-        timers: [TimerKind: PhoneTime] = [:], fileStatus: [FileKind: FileStatus] = [:]
+        identity: Identity,
+        bootCount: Int = 0,
+        savedFiles: [FileKind: SavedFile] = [:],
+        parameters: [String: Parameter] = [:],
+        localEdits: [String: LocalEdit] = [:],
+        timers: [TimerKind: PhoneTime] = [:],
+        fileStatus: [FileKind: FileStatus] = [:]
     ) {
         self.identity = identity
         self.bootCount = bootCount

@@ -106,7 +106,10 @@ public struct DiscoveryOptions: Hashable, Sendable {
     public var option66: String?
 
     public init(
-        provisioningURL: String? = nil, sipPnPURL: String? = nil, option160: String? = nil, option159: String? = nil,
+        provisioningURL: String? = nil,
+        sipPnPURL: String? = nil,
+        option160: String? = nil,
+        option159: String? = nil,
         option66: String? = nil
     ) {
         self.provisioningURL = provisioningURL
@@ -213,16 +216,28 @@ public struct PhoneMachine: Sendable {
                 requestCycle(trigger: "notify", &step)
             } else {
                 step.log(
-                    .info, "notify",
-                    "SIP NOTIFY Event: \(name) ignored (CFG_RESYNC_FROM_SIP is \"\(expected)\")")
+                    .info,
+                    "notify",
+                    "SIP NOTIFY Event: \(name) ignored (CFG_RESYNC_FROM_SIP is \"\(expected)\")"
+                )
             }
         case .localEdit(let name, let value):
             do {
                 let changes = try LocalEditRule.apply(
-                    name: name, value: value, snapshot: flash, profile: profile.profile, at: now)
+                    name: name,
+                    value: value,
+                    snapshot: flash,
+                    profile: profile.profile,
+                    at: now
+                )
                 step.changes.merge(changes)
             } catch {
-                step.log(.warning, "local-edit-refused", error.message, ["parameter": name, "reason": error.kind.rawValue])
+                step.log(
+                    .warning,
+                    "local-edit-refused",
+                    error.message,
+                    ["parameter": name, "reason": error.kind.rawValue]
+                )
                 step.actions.append(.refused(error))
             }
         case .localEditsReloaded(let edits):
@@ -248,11 +263,13 @@ public struct PhoneMachine: Sendable {
         step.changes.cancelTimers = TimerKind.allCases.filter { flash.timers[$0] != nil }
         timers = [:]
         step.log(
-            .info, "power-on",
+            .info,
+            "power-on",
             "power on (boot \(flash.bootCount)) as \(flash.identity.model) \(flash.identity.mac) firmware "
                 + "\(flash.identity.firmware); flash holds \(flash.savedFiles.count) saved file(s), "
                 + "\(flash.parameters.count) saved value(s), \(flash.localEdits.count) local edit(s)",
-            ["state": "booting"])
+            ["state": "booting"]
+        )
         step.log(.info, "state", "network up", ["state": "network-up"])
         startCycle(trigger: "boot", &step)
     }
@@ -276,16 +293,21 @@ public struct PhoneMachine: Sendable {
         }
         guard let (source, raw) = discoverInitialURL(&step) else {
             step.log(
-                .warning, "discover",
+                .warning,
+                "discover",
                 "no provisioning server: no USR_PROV_SVR_URL, no --prov-url, no SIP plug-and-play answer, "
                     + "no DHCP option 160/159/66",
-                ["state": "discovering"])
+                ["state": "discovering"]
+            )
             fileUnavailable(.initial, url: "", reason: "no provisioning server found", &step)
             return
         }
         step.log(
-            .info, "discover", "initial file URL from \(source): \(redactURL(raw))",
-            ["source": source, "url": redactURL(raw), "state": "discovering"])
+            .info,
+            "discover",
+            "initial file URL from \(source): \(redactURL(raw))",
+            ["source": source, "url": redactURL(raw), "state": "discovering"]
+        )
         fetch(.initial, raw: raw, &step)
     }
 
@@ -334,13 +356,23 @@ public struct PhoneMachine: Sendable {
         let user = cycleValue(initial ? "USR_PROV_SVR_AUTH_ID" : "HTTP_AUTH_ID") ?? ""
         let pass = cycleValue(initial ? "USR_PROV_SVR_AUTH_PASSWORD" : "HTTP_AUTH_PASSWORD") ?? ""
         let order = FetchOrder(
-            id: id, file: kind, url: url, userAgent: macros.expand(cycleValue("HTTP_USER_AGENT") ?? ""),
-            username: user.isEmpty ? nil : user, password: user.isEmpty ? nil : pass,
-            maxBytes: profile.profile.downloadCap, connectTimeoutMs: profile.profile.connectTimeoutMs,
-            totalTimeoutMs: profile.profile.totalTimeoutMs, reuseConnection: profile.profile.quirks.reuseConnection)
+            id: id,
+            file: kind,
+            url: url,
+            userAgent: macros.expand(cycleValue("HTTP_USER_AGENT") ?? ""),
+            username: user.isEmpty ? nil : user,
+            password: user.isEmpty ? nil : pass,
+            maxBytes: profile.profile.downloadCap,
+            connectTimeoutMs: profile.profile.connectTimeoutMs,
+            totalTimeoutMs: profile.profile.totalTimeoutMs,
+            reuseConnection: profile.profile.quirks.reuseConnection
+        )
         step.log(
-            .info, "fetch", "downloading the \(kind.rawValue) file \(redactURL(url))",
-            ["file": kind.rawValue, "url": redactURL(url), "state": "fetching-\(kind.rawValue)"])
+            .info,
+            "fetch",
+            "downloading the \(kind.rawValue) file \(redactURL(url))",
+            ["file": kind.rawValue, "url": redactURL(url), "state": "fetching-\(kind.rawValue)"]
+        )
         step.actions.append(.fetch(order))
     }
 
@@ -352,14 +384,22 @@ public struct PhoneMachine: Sendable {
         switch decode(body, file: name) {
         case .failure(let error):
             step.log(
-                .error, "invalid-file", "\(error)",
-                ["file": kind.rawValue, "url": redactURL(url), "reason": error.reason, "line": error.line.map(String.init) ?? ""])
+                .error,
+                "invalid-file",
+                "\(error)",
+                [
+                    "file": kind.rawValue, "url": redactURL(url), "reason": error.reason,
+                    "line": error.line.map(String.init) ?? "",
+                ]
+            )
             fileUnavailable(kind, url: url, reason: "invalid file: \(error.reason)", &step)
         case .success(let doc):
             step.log(
-                .info, "fetched",
+                .info,
+                "fetched",
                 "\(kind.rawValue) file downloaded: \(body.count) bytes, \(doc.device.count + doc.initial.count) parameter(s)",
-                ["file": kind.rawValue, "url": redactURL(url), "status": String(status), "bytes": String(body.count)])
+                ["file": kind.rawValue, "url": redactURL(url), "status": String(status), "bytes": String(body.count)]
+            )
             for w in doc.warnings {
                 step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
             }
@@ -398,14 +438,21 @@ public struct PhoneMachine: Sendable {
                 cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false))
                 if kind == .initial { cycle?.initial = doc }
                 step.log(
-                    .warning, "fallback",
+                    .warning,
+                    "fallback",
                     "\(kind.rawValue) file: using the saved copy of \(redactURL(saved.url)) from \(saved.savedAt)",
-                    ["file": kind.rawValue, "url": redactURL(saved.url), "saved_at": "\(saved.savedAt)"])
+                    ["file": kind.rawValue, "url": redactURL(saved.url), "saved_at": "\(saved.savedAt)"]
+                )
             case .failure(let error):
                 step.log(.error, "fallback", "the saved copy is unusable: \(error)", ["file": kind.rawValue])
             }
         } else {
-            step.log(.warning, "fallback", "\(kind.rawValue) file: no saved copy to fall back on", ["file": kind.rawValue])
+            step.log(
+                .warning,
+                "fallback",
+                "\(kind.rawValue) file: no saved copy to fall back on",
+                ["file": kind.rawValue]
+            )
         }
         cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: outcome, reason: reason, at: step.now)
         if kind == .initial && cycle?.initial == nil {
@@ -460,8 +507,10 @@ public struct PhoneMachine: Sendable {
         }
         if !c.skipApply {
             let merged = Merge.effective(
-                files: c.inputs, localEdits: flash.localEdits,
-                overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy)
+                files: c.inputs,
+                localEdits: flash.localEdits,
+                overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy
+            )
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
             if merged.parameters != flash.parameters { changes.parameters = merged.parameters }
@@ -469,22 +518,31 @@ public struct PhoneMachine: Sendable {
                 changes.removeLocalEdits.append(p.name)
                 let by = merged.parameters[p.name]
                 step.log(
-                    .info, "override",
+                    .info,
+                    "override",
                     "\(p.name): the local edit gives way to the \(by?.source.rawValue ?? "provisioned") value (perm=\"\(by?.perm ?? "")\")",
-                    ["parameter": p.name])
+                    ["parameter": p.name]
+                )
             }
             for name in merged.keptLocalEdits {
-                step.log(.debug, "local-kept", "\(name): the local edit stays in force over the provisioned value", ["parameter": name])
+                step.log(
+                    .debug,
+                    "local-kept",
+                    "\(name): the local edit stays in force over the provisioned value",
+                    ["parameter": name]
+                )
             }
             let counts = ParameterSource.allCases.reversed().compactMap { s in
                 merged.countBySource[s].map { "\(s.rawValue) \($0)" }
             }
             step.log(
-                .info, "apply",
+                .info,
+                "apply",
                 changes.parameters == nil
                     ? "configuration unchanged (\(merged.parameters.count) value(s))"
                     : "configuration applied: \(merged.parameters.count) value(s) (\(counts.joined(separator: ", ")))",
-                ["state": "applying"])
+                ["state": "applying"]
+            )
             step.changes.merge(changes)
             flash = flash.applying(changes)  // the timers below read the new configuration
         }
@@ -497,7 +555,12 @@ public struct PhoneMachine: Sendable {
                 timers[kind] = at
                 step.changes.armTimers[kind] = at
                 step.actions.append(.arm(kind, at: at))
-                step.log(.info, "timer-armed", "\(kind.rawValue) timer armed for \(at)", ["timer": kind.rawValue, "due": "\(at)"])
+                step.log(
+                    .info,
+                    "timer-armed",
+                    "\(kind.rawValue) timer armed for \(at)",
+                    ["timer": kind.rawValue, "due": "\(at)"]
+                )
             } else if timers[kind] != nil || flash.timers[kind] != nil {
                 timers[kind] = nil
                 step.changes.cancelTimers.append(kind)
@@ -505,13 +568,20 @@ public struct PhoneMachine: Sendable {
             }
         }
         let report = CycleReport(
-            trigger: c.trigger, startedAt: c.startedAt, finishedAt: step.now, outcome: outcome, files: statuses)
+            trigger: c.trigger,
+            startedAt: c.startedAt,
+            finishedAt: step.now,
+            outcome: outcome,
+            files: statuses
+        )
         lastReport = report
         let summary = FileKind.allCases.compactMap { k in statuses[k].map { "\(k.rawValue) \($0.outcome.rawValue)" } }
         step.log(
-            outcome == .provisioned ? .info : .warning, "cycle-done",
+            outcome == .provisioned ? .info : .warning,
+            "cycle-done",
             "provisioning cycle done: \(outcome.name)\(summary.isEmpty ? "" : " (\(summary.joined(separator: ", ")))")",
-            ["outcome": outcome.name, "state": "idle"])
+            ["outcome": outcome.name, "state": "idle"]
+        )
         step.actions.append(.cycleFinished(report))
         cycle = nil
         phase = .idle

@@ -62,13 +62,15 @@ public enum ProvisioningURL {
         guard expanded.utf8.count <= maxLength else {
             throw URLProblem(
                 url: expanded,
-                reason: "the URL is \(expanded.utf8.count) characters long; the phone accepts at most \(maxLength)")
+                reason: "the URL is \(expanded.utf8.count) characters long; the phone accepts at most \(maxLength)"
+            )
         }
         if let scheme = scheme(of: expanded) {
             guard allowedSchemes.contains(scheme.lowercased()) else {
                 throw URLProblem(
                     url: expanded,
-                    reason: "the scheme \"\(scheme)\" is refused: the phone speaks only http, https, tftp and ftp")
+                    reason: "the scheme \"\(scheme)\" is refused: the phone speaks only http, https, tftp and ftp"
+                )
             }
             return [withFileName(expanded, macros: macros)]
         }

@@ -54,7 +54,8 @@ public struct TimerSettings: Hashable, Sendable {
 
     static func parseHHMM(_ s: String) -> Int64? {
         let parts = s.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int64(parts[0]), let m = Int64(parts[1]),
+        guard parts.count == 2, parts[0].count == 2, parts[1].count == 2, let h = Int64(parts[0]),
+            let m = Int64(parts[1]),
             (0...23).contains(h), (0...59).contains(m)
         else { return nil }
         return h * 60 + m

@@ -40,8 +40,13 @@ public actor PhoneRuntime {
     }
 
     public init(
-        machine: PhoneMachine, store: sending FlashStore, transport: any Transport, clock: any PhoneClock,
-        logger: Logger, tls: TLSOptions = TLSOptions(), onFetch: (@Sendable (FetchRecord) -> Void)? = nil
+        machine: PhoneMachine,
+        store: sending FlashStore,
+        transport: any Transport,
+        clock: any PhoneClock,
+        logger: Logger,
+        tls: TLSOptions = TLSOptions(),
+        onFetch: (@Sendable (FetchRecord) -> Void)? = nil
     ) {
         self.machine = machine
         self.store = store
@@ -196,7 +201,9 @@ public actor PhoneRuntime {
             deliver(
                 .fetchFailed(
                     id: order.id,
-                    FetchError(kind: failure.kind.rawValue, httpStatus: failure.httpStatus, message: failure.message)))
+                    FetchError(kind: failure.kind.rawValue, httpStatus: failure.httpStatus, message: failure.message)
+                )
+            )
         }
     }
 

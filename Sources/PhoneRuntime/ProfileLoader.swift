@@ -41,7 +41,8 @@ public enum ProfileLoader {
                 throw ProfileError(
                     path: defaultName,
                     message: "not found (looked in \(candidates.joined(separator: ", "))); "
-                        + "pass --profile PATH or set VPHONE_PROFILE")
+                        + "pass --profile PATH or set VPHONE_PROFILE"
+                )
             }
             chosen = found
         }
@@ -54,13 +55,18 @@ public enum ProfileLoader {
         } catch let DecodingError.keyNotFound(key, ctx) {
             throw ProfileError(path: chosen, message: "missing field \(pathText(ctx.codingPath + [key]))")
         } catch let DecodingError.typeMismatch(_, ctx) {
-            throw ProfileError(path: chosen, message: "wrong type at \(pathText(ctx.codingPath)): \(ctx.debugDescription)")
+            throw ProfileError(
+                path: chosen,
+                message: "wrong type at \(pathText(ctx.codingPath)): \(ctx.debugDescription)"
+            )
         } catch let DecodingError.valueNotFound(_, ctx) {
             throw ProfileError(path: chosen, message: "null at \(pathText(ctx.codingPath))")
         } catch let DecodingError.dataCorrupted(ctx) {
             let detail = (ctx.underlyingError as NSError?)?.userInfo["NSDebugDescription"] as? String
             throw ProfileError(
-                path: chosen, message: "not valid JSON: \(detail ?? ctx.debugDescription) at \(pathText(ctx.codingPath))")
+                path: chosen,
+                message: "not valid JSON: \(detail ?? ctx.debugDescription) at \(pathText(ctx.codingPath))"
+            )
         } catch {
             throw ProfileError(path: chosen, message: "not a device profile: \(error)")
         }
@@ -70,6 +76,7 @@ public enum ProfileLoader {
     }
 
     private static func pathText(_ path: [any CodingKey]) -> String {
-        path.isEmpty ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        path.isEmpty
+            ? "the top level" : path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 }

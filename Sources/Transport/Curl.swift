@@ -124,7 +124,11 @@ final class EasyHandle {
         try Curl.check(curlshim_easy_setopt_off_t(raw, option, curl_off_t(value)), "curl_easy_setopt(\(name))")
     }
 
-    func set(_ option: CURLoption, list value: UnsafeMutablePointer<curl_slist>?, _ name: StaticString)
+    func set(
+        _ option: CURLoption,
+        list value: UnsafeMutablePointer<curl_slist>?,
+        _ name: StaticString
+    )
         throws(CurlCallError)
     {
         try Curl.check(curlshim_easy_setopt_slist(raw, option, value), "curl_easy_setopt(\(name))")

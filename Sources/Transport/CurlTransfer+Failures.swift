@@ -192,7 +192,12 @@ extension CurlTransfer {
     }
 
     /// Builds the failure, making sure no password given for this request appears in the message.
-    func failure(_ kind: FetchFailure.Kind, httpStatus: Int? = nil, timings: FetchTimings, _ message: String)
+    func failure(
+        _ kind: FetchFailure.Kind,
+        httpStatus: Int? = nil,
+        timings: FetchTimings,
+        _ message: String
+    )
         -> FetchFailure
     {
         FetchFailure(

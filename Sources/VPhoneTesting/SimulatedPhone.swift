@@ -35,13 +35,17 @@ public struct SimulatedPhone {
     public static let epoch = PhoneTime(millisecondsSinceEpoch: 1_795_000_000_000)  // 2026-11-18
 
     public init(
-        profile: DeviceProfile = TestProfiles.utg300, mac: MAC = MAC("0080F0C571EB")!,
-        flash: FlashSnapshot? = nil, discovery: DiscoveryOptions = DiscoveryOptions(), now: PhoneTime = epoch
+        profile: DeviceProfile = TestProfiles.utg300,
+        mac: MAC = MAC("0080F0C571EB")!,
+        flash: FlashSnapshot? = nil,
+        discovery: DiscoveryOptions = DiscoveryOptions(),
+        now: PhoneTime = epoch
     ) {
         let snapshot =
             flash
             ?? FlashSnapshot(
-                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now))
+                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+            )
         self.flash = snapshot
         self.now = now
         machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
@@ -76,7 +80,9 @@ public struct SimulatedPhone {
                 perform(
                     machine.handle(
                         .fetchFailed(id: order.id, FetchError(kind: kind, httpStatus: status, message: message)),
-                        at: now))
+                        at: now
+                    )
+                )
             }
         }
         return reports.count > before ? reports.last : nil

@@ -8,7 +8,8 @@ import Transport
 
 struct Boot: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Power on one virtual phone: find the provisioning server, download and apply its files, keep resyncing.",
+        abstract:
+            "Power on one virtual phone: find the provisioning server, download and apply its files, keep resyncing.",
         discussion: """
             The flash (Storage/<MAC>.flash unless --flash) is created factory-fresh on first boot; an existing flash \
             carries its own MAC. Without --once the phone runs until SIGINT/SIGTERM (or --duration of phone time) \
@@ -28,14 +29,23 @@ struct Boot: AsyncParsableCommand {
     @OptionGroup var profileOption: ProfileOption
     @OptionGroup var logging: LoggingOptions
 
-    @Option(help: "Initial-file URL for this power-on, as if set by hand (USR_PROV_SVR_URL); not saved. Schemes: http, https, tftp, ftp, or none (tried as tftp, http, https, ftp).")
+    @Option(
+        help:
+            "Initial-file URL for this power-on, as if set by hand (USR_PROV_SVR_URL); not saved. Schemes: http, https, tftp, ftp, or none (tried as tftp, http, https, ftp)."
+    )
     var provURL: String?
 
-    @Option(name: .customLong("dhcp-option160"), help: "The value a DHCP server hands out in option 160 (honours OPTION160_ENABLE).")
+    @Option(
+        name: .customLong("dhcp-option160"),
+        help: "The value a DHCP server hands out in option 160 (honours OPTION160_ENABLE)."
+    )
     var option160: String?
     @Option(name: .customLong("dhcp-option159"), help: "The value of DHCP option 159 (honours OPTION159_ENABLE).")
     var option159: String?
-    @Option(name: .customLong("dhcp-option66"), help: "The value of DHCP option 66, the TFTP server name (honours OPTION66_ENABLE).")
+    @Option(
+        name: .customLong("dhcp-option66"),
+        help: "The value of DHCP option 66, the TFTP server name (honours OPTION66_ENABLE)."
+    )
     var option66: String?
     @Option(help: "The URL a SIP plug-and-play NOTIFY would carry (honours SIPPNP_ENABLE; vphone sends no multicast).")
     var sipPnpURL: String?
@@ -89,10 +99,16 @@ struct Boot: AsyncParsableCommand {
             logger.notice("flash was made for \(snapshot.identity.model); booting it with the \(profile.model) profile")
         }
         let machine = PhoneMachine(
-            profile: PreparedProfile(profile), flash: snapshot,
+            profile: PreparedProfile(profile),
+            flash: snapshot,
             discovery: DiscoveryOptions(
-                provisioningURL: provURL, sipPnPURL: sipPnpURL, option160: option160, option159: option159,
-                option66: option66))
+                provisioningURL: provURL,
+                sipPnPURL: sipPnpURL,
+                option160: option160,
+                option159: option159,
+                option66: option66
+            )
+        )
         let transport: CurlTransport
         do {
             transport = try CurlTransport()
@@ -101,8 +117,13 @@ struct Boot: AsyncParsableCommand {
             throw ExitCode(70)
         }
         let runtime = PhoneRuntime(
-            machine: machine, store: store, transport: transport, clock: clock,
-            logger: logger, tls: .init(extraCAFile: caFile, insecure: insecure))
+            machine: machine,
+            store: store,
+            transport: transport,
+            clock: clock,
+            logger: logger,
+            tls: .init(extraCAFile: caFile, insecure: insecure)
+        )
 
         let stopper = SignalStopper(runtime: runtime)
         var last = await runtime.powerOn()

@@ -48,7 +48,9 @@ struct Config: ParsableCommand {
             let width = rows.map(\.name.count).max() ?? 0
             for r in rows {
                 let perm = r.perm.isEmpty ? "" : " perm=\(r.perm)"
-                print("\(r.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(r.source.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))  \"\(shown(r))\"\(perm)")
+                print(
+                    "\(r.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(r.source.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))  \"\(shown(r))\"\(perm)"
+                )
             }
         }
     }
@@ -72,7 +74,12 @@ struct Config: ParsableCommand {
             let snapshot = try loadSnapshot(store)
             do {
                 let changes = try LocalEditRule.apply(
-                    name: name, value: value, snapshot: snapshot, profile: profile, at: wallClock())
+                    name: name,
+                    value: value,
+                    snapshot: snapshot,
+                    profile: profile,
+                    at: wallClock()
+                )
                 try store.apply(changes)
             } catch let refusal as LocalEditRefusal {
                 fail(refusal.message)
@@ -101,8 +108,13 @@ struct FactoryReset: ParsableCommand {
         do {
             try store.factoryReset(
                 event: LogEntry(
-                    at: wallClock(), boot: 0, level: .warning, kind: "factory-reset",
-                    message: "factory reset: saved files, key, local edits, timers and events cleared"))
+                    at: wallClock(),
+                    boot: 0,
+                    level: .warning,
+                    kind: "factory-reset",
+                    message: "factory reset: saved files, key, local edits, timers and events cleared"
+                )
+            )
         } catch {
             fail("\(error)")
             throw Exit.data
@@ -146,7 +158,9 @@ struct Events: ParsableCommand {
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 let level = e.level.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
-                print("\(e.at) #\(e.boot) \(level) \(e.kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(e.message)")
+                print(
+                    "\(e.at) #\(e.boot) \(level) \(e.kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(e.message)"
+                )
             }
         }
     }

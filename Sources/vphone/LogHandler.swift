@@ -29,9 +29,13 @@ struct StreamLogHandler: LogHandler {
             let kind = all.removeValue(forKey: "event").map { "\($0)" }
             let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             let level = event.level.rawValue.uppercased().padding(toLength: 8, withPad: " ", startingAt: 0)
-            line = "\(time) \(level) \(kind.map { "[\($0)] " } ?? "")\(event.message)" + (fields.isEmpty ? "" : "  \(fields)")
+            line =
+                "\(time) \(level) \(kind.map { "[\($0)] " } ?? "")\(event.message)"
+                + (fields.isEmpty ? "" : "  \(fields)")
         case .json:
-            var object: [String: String] = ["level": event.level.rawValue, "message": "\(event.message)", "label": label]
+            var object: [String: String] = [
+                "level": event.level.rawValue, "message": "\(event.message)", "label": label,
+            ]
             object["time"] = all.removeValue(forKey: "phone_time").map { "\($0)" } ?? isoNow()
             for (k, v) in all { object[k] = "\(v)" }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()

@@ -100,7 +100,8 @@ struct FlashLocation: ParsableArguments {
         do {
             return try FlashStore.create(
                 at: path,
-                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now))
+                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+            )
         } catch {
             fail("\(error)")
             throw Exit.data

@@ -4,7 +4,8 @@ import ArgumentParser
 struct VPhone: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vphone",
-        abstract: "A virtual Panasonic KX-UTG300 SIP phone: boots, provisions itself and keeps its flash like the real one.",
+        abstract:
+            "A virtual Panasonic KX-UTG300 SIP phone: boots, provisions itself and keeps its flash like the real one.",
         discussion: """
             Exit codes: 0 success; 10 a file fell back to its saved copy; 11 no usable configuration; \
             64 bad command line; 65 unusable flash file or profile.

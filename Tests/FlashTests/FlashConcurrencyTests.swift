@@ -8,33 +8,40 @@ import Testing
 /// they do not fail.
 @Suite("Flash concurrency: a second writer waits")
 struct FlashConcurrencyTests {
-    @Test func secondWriterWaitsForTheFirstTransaction() async throws {
+    @Test func secondWriterWaitsForTheFirstTransaction() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("phone.flash")
         let first = try FlashStore.create(at: path, identity: testIdentity)
         try first.connection.execute("BEGIN IMMEDIATE; UPDATE state SET boot_count = 5;")
 
-        let (started, signal) = AsyncStream<Void>.makeStream()
-        let second = Task.detached { () -> Result<ContinuousClock.Instant, FlashError> in
+        // The second writer blocks in SQLite's busy handler: give it a thread of its own, never one of the few
+        // cooperative threads the rest of the suite runs on.
+        let started = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Locked<Result<ContinuousClock.Instant, FlashError>?>(nil)
+        let second = Thread {
             do throws(FlashError) {
                 let store = try FlashStore.open(at: path)
                 var changes = FlashChanges()
                 changes.events = [LogEntry(at: at(1), boot: 5, kind: "local-edit", message: "config set")]
                 changes.setLocalEdits = [LocalEdit(name: "TIME_ZONE", value: "60", editedAt: at(1))]
-                signal.yield()
+                started.signal()
                 try store.apply(changes)
-                return .success(ContinuousClock.now)
+                outcome.set(.success(ContinuousClock.now))
             } catch {
-                return .failure(error)
+                outcome.set(.failure(error))
             }
+            done.signal()
         }
-        for await _ in started { break }
-        try await Task.sleep(for: .milliseconds(300))
+        second.start()
+        started.wait()
+        usleep(300_000)
         let committed = ContinuousClock.now
         try first.connection.execute("COMMIT")
+        done.wait()
 
         // It finished only after the first writer let go, and without an error.
-        let finished = try await second.value.get()
+        let finished = try #require(outcome.get()).get()
         #expect(finished >= committed)
         let snapshot = try first.load()
         #expect(snapshot.bootCount == 5)
@@ -77,5 +84,22 @@ struct FlashConcurrencyTests {
             #expect(events.filter { $0.kind == "w\(writer)" }.map(\.message) == (0..<100).map { "\($0)" })
         }
         #expect(try store.load().localEdits["W1"]?.value == "99")
+    }
+}
+
+/// A value shared with a thread.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func set(_ new: Value) {
+        lock.lock()
+        value = new
+        lock.unlock()
+    }
+    func get() -> Value {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
     }
 }

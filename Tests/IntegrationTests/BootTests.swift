@@ -24,10 +24,13 @@ struct BootTests {
         let log = try server.requests(atLeast: 4)
         #expect(log.count == 4)
         let paths = log.map { $0.split(separator: "\"")[1] }
-        #expect(paths == [
-            "GET /KX-UTG300.cfg HTTP/1.1", "GET /Config0080F0C571EB.cfg HTTP/1.1", "GET /ConfigKX-UTG300.cfg HTTP/1.1",
-            "GET /ConfigCom.cfg HTTP/1.1",
-        ])
+        #expect(
+            paths == [
+                "GET /KX-UTG300.cfg HTTP/1.1", "GET /Config0080F0C571EB.cfg HTTP/1.1",
+                "GET /ConfigKX-UTG300.cfg HTTP/1.1",
+                "GET /ConfigCom.cfg HTTP/1.1",
+            ]
+        )
         #expect(log.allSatisfy { $0.contains("\"Panasonic_KX-UTG300/03.210 (0080f0c571eb)\"") })
         // a fresh connection per file (quirk reuseConnection off): four distinct connection serials
         #expect(Set(log.map { $0.split(separator: " ").dropLast().last ?? "" }).count == 4)
@@ -111,7 +114,11 @@ struct BootTests {
         let std = try String(contentsOfFile: server.root + "/Config0080F0C571EB.cfg", encoding: .utf8)
         try server.write(
             "Config0080F0C571EB.cfg",
-            std.replacingOccurrences(of: "<PHONE_NUMBER>299</PHONE_NUMBER>", with: "<PHONE_NUMBER perm=\"!\">299</PHONE_NUMBER>"))
+            std.replacingOccurrences(
+                of: "<PHONE_NUMBER>299</PHONE_NUMBER>",
+                with: "<PHONE_NUMBER perm=\"!\">299</PHONE_NUMBER>"
+            )
+        )
         #expect(try vphone(boot, cwd: dir).code == 0)
         config = try configShow(flash: flash, cwd: dir)
         #expect(config["PHONE_NUMBER_2"]! == ("299", "standard"))
@@ -139,12 +146,18 @@ struct BootTests {
         let dir = try makeTemporaryDirectory(prefix: "vphone-boot")
         // 600x: a phone minute is 0.1 s
         let running = try startVPhone(
-            ["boot", "--mac", mac, "--prov-url", server.base, "--time-scale", "600", "--log-format", "json"], cwd: dir)
+            ["boot", "--mac", mac, "--prov-url", server.base, "--time-scale", "600", "--log-format", "json"],
+            cwd: dir
+        )
         let flash = dir + "/Storage/\(mac).flash"
         try waitFor(seconds: 20) { (try? configShow(flash: flash, cwd: dir))?["NTP_ADDR"]?.value == "pool.ntp.org" }
         try server.write(
             "ConfigCom.cfg",
-            com.replacingOccurrences(of: "1440", with: "1").replacingOccurrences(of: "pool.ntp.org", with: "ntp.changed"))
+            com.replacingOccurrences(of: "1440", with: "1").replacingOccurrences(
+                of: "pool.ntp.org",
+                with: "ntp.changed"
+            )
+        )
         try waitFor(seconds: 20) { (try? configShow(flash: flash, cwd: dir))?["NTP_ADDR"]?.value == "ntp.changed" }
         running.signal(SIGTERM)
         let r = running.wait()

@@ -55,7 +55,10 @@ struct CommandLineTests {
         #expect(r.code == 64)
         #expect(r.stderr.contains("belongs to \(mac)"))
         // without --mac, the flash's own MAC is used
-        let again = try vphone(["boot", "--flash", flash, "--prov-url", "http://127.0.0.1:\(port)/", "--once"], cwd: dir)
+        let again = try vphone(
+            ["boot", "--flash", flash, "--prov-url", "http://127.0.0.1:\(port)/", "--once"],
+            cwd: dir
+        )
         #expect(again.code == 11)
     }
 
@@ -79,11 +82,17 @@ struct CommandLineTests {
         let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
         #expect(try vphone(["boot", "--mac", mac, "--prov-url", server.base, "--once"], cwd: dir).code == 0)
         let r = try vphone(["config", "show", "--mac", mac, "--json"], cwd: dir)
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: [String: String]])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: [String: String]]
+        )
         #expect(object["SIP_AUTHID_1"]?["value"] == "201")
         #expect(object["SIP_AUTHID_1"]?["source"] == "standard")
         #expect(object["SIP_AUTHID_1"]?["perm"] == "R")
-        #expect(Set(object.values.compactMap { $0["source"] }).isSubset(of: ["standard", "product", "master", "initial", "local", "factory"]))
+        #expect(
+            Set(object.values.compactMap { $0["source"] }).isSubset(of: [
+                "standard", "product", "master", "initial", "local", "factory",
+            ])
+        )
     }
 
     @Test func everyCommandHasHelp() throws {

@@ -84,7 +84,8 @@ final class RunningVPhone: @unchecked Sendable {
         return Run(
             code: process.terminationStatus,
             stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        )
     }
 
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }

@@ -32,19 +32,29 @@ struct IdentityAndURLTests {
     }
 
     @Test func urlWithoutFileNameGetsModelCfg() throws {
-        #expect(try ProvisioningURL.candidates("http://prov.example.com", macros: macros)
-            == ["http://prov.example.com/KX-UTG300.cfg"])
-        #expect(try ProvisioningURL.candidates("http://prov.example.com/dir/", macros: macros)
-            == ["http://prov.example.com/dir/KX-UTG300.cfg"])
-        #expect(try ProvisioningURL.candidates("http://p/dir/?x=1", macros: macros) == ["http://p/dir/KX-UTG300.cfg?x=1"])
-        #expect(try ProvisioningURL.candidates("https://p/c/{MAC}.xml", macros: macros) == ["https://p/c/0080F0C571EB.xml"])
+        #expect(
+            try ProvisioningURL.candidates("http://prov.example.com", macros: macros)
+                == ["http://prov.example.com/KX-UTG300.cfg"]
+        )
+        #expect(
+            try ProvisioningURL.candidates("http://prov.example.com/dir/", macros: macros)
+                == ["http://prov.example.com/dir/KX-UTG300.cfg"]
+        )
+        #expect(
+            try ProvisioningURL.candidates("http://p/dir/?x=1", macros: macros) == ["http://p/dir/KX-UTG300.cfg?x=1"]
+        )
+        #expect(
+            try ProvisioningURL.candidates("https://p/c/{MAC}.xml", macros: macros) == ["https://p/c/0080F0C571EB.xml"]
+        )
     }
 
     @Test func schemelessUrlTriesTftpHttpHttpsFtp() throws {
-        #expect(try ProvisioningURL.candidates("192.0.2.10/cfg/", macros: macros) == [
-            "tftp://192.0.2.10/cfg/KX-UTG300.cfg", "http://192.0.2.10/cfg/KX-UTG300.cfg",
-            "https://192.0.2.10/cfg/KX-UTG300.cfg", "ftp://192.0.2.10/cfg/KX-UTG300.cfg",
-        ])
+        #expect(
+            try ProvisioningURL.candidates("192.0.2.10/cfg/", macros: macros) == [
+                "tftp://192.0.2.10/cfg/KX-UTG300.cfg", "http://192.0.2.10/cfg/KX-UTG300.cfg",
+                "https://192.0.2.10/cfg/KX-UTG300.cfg", "ftp://192.0.2.10/cfg/KX-UTG300.cfg",
+            ]
+        )
     }
 
     @Test(arguments: ["file:///etc/passwd", "gopher://x/", "scp://h/f", "ldap://h/"])

@@ -105,7 +105,9 @@ struct TimerTests {
     @Test func cyclicResyncPicksUpAChangedFile() {
         var p = phone(standard: [("CFG_CYCLIC", "Y"), ("CFG_CYCLIC_INTVL", "60"), ("SIP_AUTHID_1", "std")])
         p.powerOn()
-        p.server[std] = .file(Fixture.device([("CFG_CYCLIC", "Y"), ("CFG_CYCLIC_INTVL", "60"), ("SIP_AUTHID_1", "new")]))
+        p.server[std] = .file(
+            Fixture.device([("CFG_CYCLIC", "Y"), ("CFG_CYCLIC_INTVL", "60"), ("SIP_AUTHID_1", "new")])
+        )
         #expect(p.advance(minutes: 59).isEmpty)
         #expect(p.effective("SIP_AUTHID_1")! == ("std", .standard))
         #expect(p.advance(minutes: 1).count == 1)
@@ -196,7 +198,8 @@ struct MergeTests {
                 MergeInput(kind: .master, document: try doc(Fixture.device([("A", "m"), ("B", "m")])), fresh: true),
                 MergeInput(kind: .standard, document: try doc(Fixture.device([("A", "s")])), fresh: true),
             ],
-            localEdits: ["B": LocalEdit(name: "B", value: "l", editedAt: SimulatedPhone.epoch)])
+            localEdits: ["B": LocalEdit(name: "B", value: "l", editedAt: SimulatedPhone.epoch)]
+        )
         #expect(r.parameters["A"]?.source == .standard)
         #expect(r.parameters["B"]?.source == .local)
         #expect(r.keptLocalEdits == ["B"])

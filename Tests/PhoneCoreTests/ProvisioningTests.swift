@@ -20,8 +20,12 @@ func threeFilePhone(
     phone.server = [
         initialURL: .file(
             Fixture.initial(
-                standard: "\(base)/Config{MAC}.cfg", product: "\(base)/Config{MODEL}.cfg", master: "\(base)/ConfigCom.cfg",
-                device: "<NTP_ADDR>ntp.initial</NTP_ADDR><SYSLOG_ADDR>syslog.initial</SYSLOG_ADDR>")),
+                standard: "\(base)/Config{MAC}.cfg",
+                product: "\(base)/Config{MODEL}.cfg",
+                master: "\(base)/ConfigCom.cfg",
+                device: "<NTP_ADDR>ntp.initial</NTP_ADDR><SYSLOG_ADDR>syslog.initial</SYSLOG_ADDR>"
+            )
+        ),
         std: .file(standard), prod: .file(product), mast: .file(master),
     ]
     return phone
@@ -78,7 +82,8 @@ struct ProvisioningTests {
         var phone = threeFilePhone()
         phone.powerOn()
         phone.server[initialURL] = .file(
-            Fixture.initial(standard: "\(base)/Config{MAC}.cfg", product: "", master: "\(base)/ConfigCom.cfg"))
+            Fixture.initial(standard: "\(base)/Config{MAC}.cfg", product: "", master: "\(base)/ConfigCom.cfg")
+        )
         phone.reboot()
         let reportMaybe = phone.powerOn()
         let report = try #require(reportMaybe)
@@ -102,8 +107,12 @@ struct ProvisioningTests {
         #expect(phone.effective("SIP_RGSTR_ADDR_1")! == ("prod.example", .product))
         #expect(phone.events(kind: "fallback").count == 1)
         // The saved copy is still the old good one, and the retry timer is armed.
-        #expect(phone.flash.savedFiles[.product]?.body == Array(
-            Fixture.device([("SIP_AUTHID_1", "prod"), ("SIP_RGSTR_ADDR_1", "prod.example")]).utf8))
+        #expect(
+            phone.flash.savedFiles[.product]?.body
+                == Array(
+                    Fixture.device([("SIP_AUTHID_1", "prod"), ("SIP_RGSTR_ADDR_1", "prod.example")]).utf8
+                )
+        )
         #expect(phone.machine.timers[.retry] == phone.now.adding(minutes: 30))
     }
 
@@ -239,7 +248,8 @@ struct ProvisioningTests {
         profile.formats = [.text]
         var phone = SimulatedPhone(profile: profile, discovery: DiscoveryOptions(provisioningURL: base))
         phone.server["\(base)/KX-UT136.cfg"] = .file(
-            "# Panasonic SIP Phone Standard Format File #\r\nNTP_ADDR=\"first\"\r\nNTP_ADDR=\"second\"\r\n\r\n")
+            "# Panasonic SIP Phone Standard Format File #\r\nNTP_ADDR=\"first\"\r\nNTP_ADDR=\"second\"\r\n\r\n"
+        )
         let reportMaybe = phone.powerOn()
         let report = try #require(reportMaybe)
         #expect(report.outcome == .provisioned)
@@ -259,8 +269,12 @@ struct DiscoveryTests {
 
     @Test func order() {
         let all = DiscoveryOptions(
-            provisioningURL: "http://cli/", sipPnPURL: "http://pnp/", option160: "http://o160/",
-            option159: "http://o159/", option66: "http://o66/")
+            provisioningURL: "http://cli/",
+            sipPnPURL: "http://pnp/",
+            option160: "http://o160/",
+            option159: "http://o159/",
+            option66: "http://o66/"
+        )
         #expect(firstURL(all) == "http://cli/KX-UTG300.cfg")
         var d = all
         d.provisioningURL = nil
@@ -270,11 +284,15 @@ struct DiscoveryTests {
         #expect(firstURL(d, flash: ["SIPPNP_ENABLE": "N", "OPTION160_ENABLE": "N"]) == "http://o159/KX-UTG300.cfg")
         #expect(
             firstURL(d, flash: ["SIPPNP_ENABLE": "N", "OPTION160_ENABLE": "N", "OPTION159_ENABLE": "N"])
-                == "http://o66/KX-UTG300.cfg")
+                == "http://o66/KX-UTG300.cfg"
+        )
         #expect(
             firstURL(
-                d, flash: ["SIPPNP_ENABLE": "N", "OPTION160_ENABLE": "N", "OPTION159_ENABLE": "N", "OPTION66_ENABLE": "N"])
-                == nil)
+                d,
+                flash: ["SIPPNP_ENABLE": "N", "OPTION160_ENABLE": "N", "OPTION159_ENABLE": "N", "OPTION66_ENABLE": "N"]
+            )
+                == nil
+        )
         #expect(firstURL(DiscoveryOptions(option159: "http://o159/")) == "http://o159/KX-UTG300.cfg")
     }
 }

@@ -4,7 +4,7 @@
 import Foundation
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Serves `files` over TFTP on 127.0.0.1, one transfer at a time, on its own thread.
