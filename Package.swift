@@ -20,7 +20,8 @@ let package = Package(
 
         // MARK: - The phone
         .target(name: "ConfigFormats", dependencies: ["CLibXML2"]),
-        .target(name: "PhoneCore", dependencies: ["ConfigFormats"]),
+        .target(name: "Crypto", dependencies: ["COpenSSL"]),
+        .target(name: "PhoneCore", dependencies: ["ConfigFormats", "Crypto"]),
         .target(name: "Transport", dependencies: ["CCurl"]),
         .target(name: "Flash", dependencies: ["CSQLite", "PhoneCore"]),
         .target(
@@ -30,7 +31,7 @@ let package = Package(
         .executableTarget(
             name: "vphone",
             dependencies: [
-                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats",
+                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats", "Crypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -39,6 +40,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
         .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "VPhoneTesting"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),

@@ -308,6 +308,10 @@ public struct FlashSnapshot: Hashable, Sendable {
     public var localEdits: [String: LocalEdit]
     public var timers: [TimerKind: PhoneTime]
     public var fileStatus: [FileKind: FileStatus]
+    /// The key encrypted files are decrypted with (spec §5), or nil.
+    public var fileKey: FileKey?
+    /// Root certificates downloaded from `<Certs>`, by slot (1...3).
+    public var rootCertificates: [Int: RootCertificate]
 
     public init(
         identity: Identity,
@@ -316,7 +320,9 @@ public struct FlashSnapshot: Hashable, Sendable {
         parameters: [String: Parameter] = [:],
         localEdits: [String: LocalEdit] = [:],
         timers: [TimerKind: PhoneTime] = [:],
-        fileStatus: [FileKind: FileStatus] = [:]
+        fileStatus: [FileKind: FileStatus] = [:],
+        fileKey: FileKey? = nil,
+        rootCertificates: [Int: RootCertificate] = [:]
     ) {
         self.identity = identity
         self.bootCount = bootCount
@@ -325,7 +331,48 @@ public struct FlashSnapshot: Hashable, Sendable {
         self.localEdits = localEdits
         self.timers = timers
         self.fileStatus = fileStatus
+        self.fileKey = fileKey
+        self.rootCertificates = rootCertificates
     }
+}
+
+/// The file encryption key (spec §5): installed by a plain standard file carrying `CFG_FILE_KEY`, kept until a new
+/// plain standard file replaces it, cleared by a factory reset. A secret: never logged, masked in every listing.
+public struct FileKey: Hashable, Sendable {
+    /// The passphrase given to `openssl enc -pass pass:KEY`.
+    public var key: String
+    public var installedAt: PhoneTime
+    /// The URL of the plain standard file that delivered it (credentials redacted).
+    public var sourceURL: String
+
+    public init(key: String, installedAt: PhoneTime, sourceURL: String) {
+        self.key = key
+        self.installedAt = installedAt
+        self.sourceURL = sourceURL
+    }
+}
+
+/// A root certificate from `<Certs>` (`CFG_ROOT_CERTIFICATE_PATHn`), trusted for HTTPS besides the system store.
+public struct RootCertificate: Hashable, Sendable {
+    /// 1...3: which `CFG_ROOT_CERTIFICATE_PATHn` named it.
+    public var slot: Int
+    public var url: String
+    /// The certificate(s), PEM.
+    public var pem: [UInt8]
+    public var savedAt: PhoneTime
+
+    public init(slot: Int, url: String, pem: [UInt8], savedAt: PhoneTime) {
+        self.slot = slot
+        self.url = url
+        self.pem = pem
+        self.savedAt = savedAt
+    }
+}
+
+/// A change to the stored file key.
+public enum KeyChange: Hashable, Sendable {
+    case install(FileKey)
+    case clear
 }
 
 /// A set of changes to flash, applied as one transaction: all of it or none of it (spec §6).
@@ -348,6 +395,12 @@ public struct FlashChanges: Hashable, Sendable {
     public var fileStatus: [FileStatus] = []
     /// Event log entries to append.
     public var events: [LogEntry] = []
+    /// Install or clear the file key.
+    public var fileKey: KeyChange?
+    /// Root certificates to insert or replace (by slot).
+    public var rootCertificates: [RootCertificate] = []
+    /// Root certificate slots to clear.
+    public var removeRootCertificates: [Int] = []
 
     public init() {}
 
@@ -368,6 +421,11 @@ public struct FlashChanges: Hashable, Sendable {
         cancelTimers += other.cancelTimers
         fileStatus += other.fileStatus
         events += other.events
+        if let k = other.fileKey { fileKey = k }
+        rootCertificates.removeAll { c in other.removeRootCertificates.contains(c.slot) }
+        removeRootCertificates.removeAll { n in other.rootCertificates.contains { $0.slot == n } }
+        rootCertificates += other.rootCertificates
+        removeRootCertificates += other.removeRootCertificates
     }
 }
 
@@ -383,6 +441,13 @@ extension FlashSnapshot {
         for t in changes.cancelTimers { s.timers[t] = nil }
         for (k, t) in changes.armTimers { s.timers[k] = t }
         for st in changes.fileStatus { s.fileStatus[st.kind] = st }
+        switch changes.fileKey {
+        case .install(let k): s.fileKey = k
+        case .clear: s.fileKey = nil
+        case nil: break
+        }
+        for c in changes.rootCertificates { s.rootCertificates[c.slot] = c }
+        for n in changes.removeRootCertificates { s.rootCertificates[n] = nil }
         return s
     }
 }
