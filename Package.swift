@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
-        .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "VPhoneTesting"]),
+        .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "Crypto", "VPhoneTesting"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),
         .testTarget(
