@@ -24,6 +24,8 @@ public struct MergeResult: Hashable, Sendable {
     public var keptLocalEdits: [String]
     /// How many effective values each source gave.
     public var countBySource: [ParameterSource: Int]
+    /// Parameters that more than one file set: the sources that lost to the winner, strongest first.
+    public var shadowed: [String: [ParameterSource]] = [:]
 }
 
 /// Panasonic's precedence rules (spec §4), as one pure function.
@@ -40,6 +42,7 @@ public enum Merge {
     ) -> MergeResult {
         var params: [String: Parameter] = [:]
         var freshness: [String: Bool] = [:]
+        var shadowed: [String: [ParameterSource]] = [:]
         // Strongest first; a name already set is never overridden by a weaker file.
         let order: [FileKind] = [.standard, .product, .master, .initial]
         for kind in order {
@@ -48,7 +51,11 @@ public enum Merge {
                 let source = ParameterSource(kind)
                 // The initial file's <Initial> section (CfgFiles, Certs) is part of the phone's settings too.
                 for entries in [doc.device, kind == .initial ? doc.initial : [:]] {
-                    for (name, e) in entries where params[name] == nil {
+                    for (name, e) in entries {
+                        guard params[name] == nil else {
+                            if params[name]?.source != source { shadowed[name, default: []].append(source) }
+                            continue
+                        }
                         params[name] = Parameter(
                             name: name,
                             value: e.value,
@@ -77,7 +84,8 @@ public enum Merge {
             parameters: params,
             overriddenLocalEdits: overridden,
             keptLocalEdits: kept,
-            countBySource: counts
+            countBySource: counts,
+            shadowed: shadowed
         )
     }
 }
@@ -196,7 +204,18 @@ public enum ConfigView {
                 secret: profile.isSecret(name)
             )
         }
-        for p in snapshot.parameters.values {
+        // The stored file key stays in force after the standard file stops carrying it (spec §5).
+        if let key = snapshot.fileKey {
+            rows["CFG_FILE_KEY"] = EffectiveValue(
+                name: "CFG_FILE_KEY",
+                value: key.key,
+                source: .standard,
+                perm: "",
+                access: "",
+                secret: true
+            )
+        }
+        for p in snapshot.parameters.values where !(p.name == "CFG_FILE_KEY" && snapshot.fileKey != nil) {
             rows[p.name] = EffectiveValue(
                 name: p.name,
                 value: p.value,

@@ -1,4 +1,5 @@
 import ConfigFormats
+import Crypto
 
 // MARK: - Events and actions
 
@@ -38,10 +39,18 @@ public struct FetchError: Hashable, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// What a download is for.
+public enum FetchTarget: Hashable, Sendable {
+    /// One of the four configuration files.
+    case file(FileKind)
+    /// A root certificate named by `CFG_ROOT_CERTIFICATE_PATHn` in the initial file's `<Certs>`.
+    case rootCertificate(slot: Int)
+}
+
 /// A download the phone wants.
 public struct FetchOrder: Hashable, Sendable {
     public var id: Int
-    public var file: FileKind
+    public var target: FetchTarget
     public var url: String
     public var userAgent: String
     public var username: String?
@@ -50,6 +59,16 @@ public struct FetchOrder: Hashable, Sendable {
     public var connectTimeoutMs: Int
     public var totalTimeoutMs: Int
     public var reuseConnection: Bool
+    /// Root certificates from `<Certs>` (PEM), trusted for HTTPS besides the system store.
+    public var extraCAPEM: [UInt8]?
+    /// `host:port` of the HTTP proxy (`HTTP_ENABLE_PROXY`), or nil.
+    public var proxy: String?
+
+    /// The configuration file this download is, or nil for a root certificate.
+    public var file: FileKind? {
+        if case .file(let k) = target { return k }
+        return nil
+    }
 }
 
 /// What the runtime must do, in order.
@@ -337,27 +356,36 @@ public struct PhoneMachine: Sendable {
             let candidates = try ProvisioningURL.candidates(raw, macros: macros)
             cycle?.candidates = candidates
             cycle?.candidateIndex = 0
-            issueFetch(kind, &step)
+            issueFetch(.file(kind), &step)
         } catch {
             step.log(.error, "bad-url", "\(kind.rawValue) file: \(error)", ["file": kind.rawValue])
             fileUnavailable(kind, url: raw, reason: error.reason, &step)
         }
     }
 
-    private mutating func issueFetch(_ kind: FileKind, _ step: inout Step) {
+    private mutating func issueFetch(_ target: FetchTarget, _ step: inout Step) {
         guard var c = cycle else { return }
         let url = c.candidates[c.candidateIndex]
         let id = nextFetchID
         nextFetchID += 1
         c.pendingFetch = id
-        c.stage = kind
+        c.target = target
+        if case .file(let kind) = target { c.stage = kind }
         cycle = c
-        let initial = kind == .initial
+        // spec §3: USR_PROV_SVR_AUTH_* for the initial file, HTTP_AUTH_* for everything after it.
+        let initial = target == .file(.initial)
         let user = cycleValue(initial ? "USR_PROV_SVR_AUTH_ID" : "HTTP_AUTH_ID") ?? ""
         let pass = cycleValue(initial ? "USR_PROV_SVR_AUTH_PASSWORD" : "HTTP_AUTH_PASSWORD") ?? ""
+        var proxy: String?
+        if TimerSettings.isYes(cycleValue("HTTP_ENABLE_PROXY") ?? "N"),
+            let host = cycleValue("HTTP_PROXY_SVR_ADDR")?.trimmingWhitespace(), !host.isEmpty
+        {
+            proxy = "\(host):\(cycleValue("HTTP_PROXY_SVR_PORT")?.trimmingWhitespace() ?? "8080")"
+        }
+        let pem = rootCertificatesPEM()
         let order = FetchOrder(
             id: id,
-            file: kind,
+            target: target,
             url: url,
             userAgent: macros.expand(cycleValue("HTTP_USER_AGENT") ?? ""),
             username: user.isEmpty ? nil : user,
@@ -365,46 +393,52 @@ public struct PhoneMachine: Sendable {
             maxBytes: profile.profile.downloadCap,
             connectTimeoutMs: profile.profile.connectTimeoutMs,
             totalTimeoutMs: profile.profile.totalTimeoutMs,
-            reuseConnection: profile.profile.quirks.reuseConnection
+            reuseConnection: profile.profile.quirks.reuseConnection,
+            extraCAPEM: pem.isEmpty ? nil : pem,
+            proxy: proxy
         )
+        let what = target.description
         step.log(
             .info,
             "fetch",
-            "downloading the \(kind.rawValue) file \(redactURL(url))",
-            ["file": kind.rawValue, "url": redactURL(url), "state": "fetching-\(kind.rawValue)"]
+            "downloading the \(what) \(redactURL(url))",
+            ["file": target.fieldValue, "url": redactURL(url), "state": "fetching-\(target.fieldValue)"]
         )
         step.actions.append(.fetch(order))
     }
 
     private mutating func received(body: [UInt8], status: Int, _ step: inout Step) {
         guard let c = cycle else { return }
+        if case .rootCertificate(let slot) = c.target {
+            certificateReceived(slot: slot, body: body, &step)
+            return
+        }
         let kind = c.stage
         let url = c.candidates[c.candidateIndex]
         let name = "\(kind.rawValue) file \(redactURL(url))"
-        switch decode(body, file: name) {
-        case .failure(let error):
-            step.log(
-                .error,
-                "invalid-file",
-                "\(error)",
-                [
-                    "file": kind.rawValue, "url": redactURL(url), "reason": error.reason,
-                    "line": error.line.map(String.init) ?? "",
-                ]
-            )
-            fileUnavailable(kind, url: url, reason: "invalid file: \(error.reason)", &step)
-        case .success(let doc):
+        switch decode(body, kind: kind, url: url, file: name) {
+        case .failure(let problem):
+            step.log(.error, "invalid-file", problem.message, problem.fields(file: kind, url: url))
+            fileUnavailable(kind, url: url, reason: "invalid file: \(problem.reason)", &step)
+        case .success(let decoded):
+            let doc = decoded.document
             step.log(
                 .info,
                 "fetched",
-                "\(kind.rawValue) file downloaded: \(body.count) bytes, \(doc.device.count + doc.initial.count) parameter(s)",
-                ["file": kind.rawValue, "url": redactURL(url), "status": String(status), "bytes": String(body.count)]
+                "\(kind.rawValue) file downloaded: \(body.count) bytes\(decoded.encrypted ? ", decrypted" : ""), "
+                    + "\(doc.device.count + doc.initial.count) parameter(s)",
+                [
+                    "file": kind.rawValue, "url": redactURL(url), "status": String(status),
+                    "bytes": String(body.count), "encrypted": decoded.encrypted ? "yes" : "no",
+                ]
             )
             for w in doc.warnings {
                 step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
             }
+            if !decoded.encrypted { checkKeyExposure(kind: kind, document: doc, url: url, &step) }
             cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true))
-            cycle?.downloads.append(SavedFile(kind: kind, url: url, body: body, savedAt: step.now))
+            // The saved copy is the file as applied (decrypted): it must stand in even after a key rotation.
+            cycle?.downloads.append(SavedFile(kind: kind, url: url, body: decoded.plaintext, savedAt: step.now))
             cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: .downloaded, reason: "", at: step.now)
             if kind == .initial { cycle?.initial = doc }
             next(after: kind, &step)
@@ -413,26 +447,219 @@ public struct PhoneMachine: Sendable {
 
     private mutating func failed(_ error: FetchError, _ step: inout Step) {
         guard var c = cycle else { return }
-        let kind = c.stage
         let url = c.candidates[c.candidateIndex]
-        var fields = ["file": kind.rawValue, "url": redactURL(url), "class": error.kind]
+        var fields = ["file": c.target.fieldValue, "url": redactURL(url), "class": error.kind]
         if let s = error.httpStatus { fields["status"] = String(s) }
-        step.log(.warning, "fetch-failed", "\(kind.rawValue) file \(redactURL(url)): \(error.message)", fields)
+        step.log(.warning, "fetch-failed", "\(c.target.description) \(redactURL(url)): \(error.message)", fields)
         if c.candidateIndex + 1 < c.candidates.count {
             c.candidateIndex += 1
             cycle = c
             step.log(.info, "fetch", "trying the next scheme for the scheme-less URL (spec §3)")
-            issueFetch(kind, &step)
+            issueFetch(c.target, &step)
             return
         }
-        fileUnavailable(kind, url: url, reason: error.message, &step)
+        if case .rootCertificate(let slot) = c.target {
+            certificateUnavailable(slot: slot, reason: error.message, &step)
+            return
+        }
+        fileUnavailable(c.stage, url: url, reason: error.message, &step)
+    }
+
+    // MARK: Root certificates (`<Certs>`)
+
+    /// Downloads the root certificates named in the initial file, in slot order, before the device files, so an
+    /// HTTPS server of the standard file can already be verified with them.
+    private mutating func nextCertificate(after slot: Int, _ step: inout Step) {
+        guard let c = cycle else { return }
+        var s = slot + 1
+        while s <= 3 {
+            let raw = c.initial?.initial["CFG_ROOT_CERTIFICATE_PATH\(s)"]?.value.trimmingWhitespace() ?? ""
+            if raw.isEmpty {
+                if flash.rootCertificates[s] != nil || cycle?.certificates[s] != nil {
+                    cycle?.removedCertificates.insert(s)
+                    cycle?.certificates[s] = nil
+                    step.log(.info, "certificate", "root certificate \(s): no longer named in <Certs>; removed")
+                }
+                s += 1
+                continue
+            }
+            do {
+                let candidates = try ProvisioningURL.candidates(raw, macros: macros)
+                cycle?.candidates = candidates
+                cycle?.candidateIndex = 0
+                issueFetch(.rootCertificate(slot: s), &step)
+                return
+            } catch {
+                step.log(.error, "bad-url", "root certificate \(s): \(error)", ["file": "certificate\(s)"])
+                s += 1
+            }
+        }
+        cycle?.certificatesDone = true
+        next(after: .initial, &step)
+    }
+
+    private mutating func certificateReceived(slot: Int, body: [UInt8], _ step: inout Step) {
+        guard let c = cycle else { return }
+        let url = c.candidates[c.candidateIndex]
+        guard Self.looksLikePEMCertificate(body) else {
+            certificateUnavailable(
+                slot: slot,
+                reason: "not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+                &step
+            )
+            return
+        }
+        cycle?.certificates[slot] = RootCertificate(slot: slot, url: url, pem: body, savedAt: step.now)
+        step.log(
+            .info,
+            "certificate",
+            "root certificate \(slot) downloaded: \(body.count) bytes, trusted for HTTPS besides the system store",
+            ["file": "certificate\(slot)", "url": redactURL(url)]
+        )
+        nextCertificate(after: slot, &step)
+    }
+
+    private mutating func certificateUnavailable(slot: Int, reason: String, _ step: inout Step) {
+        let kept = flash.rootCertificates[slot] != nil
+        step.log(
+            .warning,
+            "certificate",
+            "root certificate \(slot): \(reason); \(kept ? "the saved one stays in use" : "none saved")",
+            ["file": "certificate\(slot)", "reason": reason]
+        )
+        cycle?.certificateFailures += 1
+        nextCertificate(after: slot, &step)
+    }
+
+    static func looksLikePEMCertificate(_ body: [UInt8]) -> Bool {
+        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
+        guard body.count >= marker.count else { return false }
+        for i in 0...(body.count - marker.count) where body[i] == marker[0] {
+            if Array(body[i..<(i + marker.count)]) == marker { return true }
+        }
+        return false
+    }
+
+    /// Every root certificate in force: saved ones, replaced by those downloaded in this cycle.
+    private func rootCertificatesPEM() -> [UInt8] {
+        var certs = flash.rootCertificates
+        if let c = cycle {
+            for s in c.removedCertificates { certs[s] = nil }
+            for (s, cert) in c.certificates { certs[s] = cert }
+        }
+        var out: [UInt8] = []
+        for s in certs.keys.sorted() {
+            out += certs[s]?.pem ?? []
+            if out.last != UInt8(ascii: "\n") { out.append(UInt8(ascii: "\n")) }
+        }
+        return out
+    }
+
+    // MARK: Encryption and the key (spec §5)
+
+    /// The key in force during this cycle: one a plain standard file delivered in this cycle already decrypts the
+    /// product and master files of the same cycle (the guide's worked example); else the stored one.
+    private func cycleKey() -> String? {
+        if let k = cycle?.newKey { return k }
+        return flash.fileKey?.key
+    }
+
+    /// Spec §5, conformance: the server must delete the plain standard file after the first download, and files
+    /// after the key is set come encrypted.
+    private mutating func checkKeyExposure(kind: FileKind, document: ConfigDocument, url: String, _ step: inout Step) {
+        let held = flash.fileKey?.key
+        switch kind {
+        case .standard:
+            guard let key = document.device["CFG_FILE_KEY"]?.value, !key.isEmpty else { return }
+            if key == held {
+                step.log(
+                    .warning,
+                    "key-exposed",
+                    "key exposed in clear: the server still serves the plain standard file carrying the key this "
+                        + "phone already holds; it must delete the plain file after the first download (guide 2.6.1)",
+                    ["file": kind.rawValue, "url": redactURL(url)]
+                )
+            } else {
+                cycle?.newKey = key
+                cycle?.newKeyURL = redactURL(url)
+            }
+        case .product, .master:
+            guard cycleKey() != nil else { return }
+            step.log(
+                .warning,
+                "key-exposed",
+                "key exposed in clear: the \(kind.rawValue) file came in plain text although this phone holds a file "
+                    + "key; the server should serve it encrypted (.enc)",
+                ["file": kind.rawValue, "url": redactURL(url)]
+            )
+        case .initial:
+            return
+        }
+    }
+
+    /// A decoded file: its parsed document and plain bytes, and whether it came encrypted.
+    struct Decoded {
+        var document: ConfigDocument
+        var plaintext: [UInt8]
+        var encrypted: Bool
+    }
+
+    /// Why a file is invalid: decryption or parsing.
+    struct DecodeProblem: Error {
+        var message: String
+        var reason: String
+        var line: Int?
+        var decryption: String?
+
+        func fields(file: FileKind, url: String) -> [String: String] {
+            var f = ["file": file.rawValue, "url": redactURL(url), "reason": reason]
+            if let line { f["line"] = String(line) }
+            if let decryption { f["decryption"] = decryption }
+            return f
+        }
+    }
+
+    /// Decrypts (spec §5: `.enc` in the URL path, or a body starting with `U2FsdGVkX1`) and parses a file.
+    private func decode(_ body: [UInt8], kind: FileKind, url: String, file: String) -> Result<Decoded, DecodeProblem> {
+        let encrypted = FileCrypto.looksEncrypted(body) || Self.pathEndsInEnc(url)
+        var plaintext = body
+        if encrypted {
+            let bits = Int(cycleValue("CFG_FILE_KEY_LENGTH")?.trimmingWhitespace() ?? "128") ?? 0
+            let digest = KDFDigest(rawValue: profile.profile.quirks.kdfDigest) ?? .md5
+            do {
+                plaintext = try FileCrypto.decrypt(body, key: cycleKey() ?? "", bits: bits, digest: digest)
+            } catch {
+                return .failure(
+                    DecodeProblem(
+                        message: "\(file): cannot decrypt: \(error.message)",
+                        reason: "cannot decrypt: \(error.message)",
+                        decryption: error.kind.name
+                    )
+                )
+            }
+        }
+        do {
+            let doc = try ConfigParser.parse(plaintext, file: file, accepting: profile.formats, limits: profile.limits)
+            return .success(Decoded(document: doc, plaintext: plaintext, encrypted: encrypted))
+        } catch {
+            let hint = encrypted ? " (decrypted with the stored key: a wrong key?)" : ""
+            return .failure(
+                DecodeProblem(message: "\(error)\(hint)", reason: error.reason + hint, line: error.line)
+            )
+        }
+    }
+
+    static func pathEndsInEnc(_ url: String) -> Bool {
+        var path = Substring(url)
+        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
+        return path.lowercased().hasSuffix(".enc")
     }
 
     /// Spec §6: a file that could not be had falls back to its last good saved copy, if there is one.
     private mutating func fileUnavailable(_ kind: FileKind, url: String, reason: String, _ step: inout Step) {
         var outcome = FileOutcome.failed
         if let saved = flash.savedFiles[kind] {
-            switch decode(saved.body, file: "saved copy of the \(kind.rawValue) file") {
+            switch parse(saved.body, file: "saved copy of the \(kind.rawValue) file") {
             case .success(let doc):
                 outcome = .fellBack
                 cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false))
@@ -465,6 +692,10 @@ public struct PhoneMachine: Sendable {
     /// Standard, then product, then master (spec §3).
     private mutating func next(after kind: FileKind, _ step: inout Step) {
         guard let c = cycle else { return }
+        if kind == .initial && !c.certificatesDone && c.initial != nil {
+            nextCertificate(after: 0, &step)
+            return
+        }
         let remaining = FileKind.deviceFiles.drop { k in kind != .initial && k != kind }.filter { $0 != kind }
         for k in remaining {
             if c.orphanFallback {
@@ -514,6 +745,21 @@ public struct PhoneMachine: Sendable {
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
             if merged.parameters != flash.parameters { changes.parameters = merged.parameters }
+            changes.rootCertificates = c.certificates.keys.sorted().compactMap { c.certificates[$0] }
+            changes.removeRootCertificates = c.removedCertificates.sorted()
+            if let key = c.newKey {
+                // spec §5: a plain standard file installs the key, or replaces it (key rotation).
+                let rotated = flash.fileKey != nil
+                changes.fileKey = .install(FileKey(key: key, installedAt: step.now, sourceURL: c.newKeyURL))
+                step.log(
+                    .info,
+                    "key",
+                    rotated
+                        ? "file key replaced (key rotation) by the plain standard file \(c.newKeyURL)"
+                        : "file key installed from the plain standard file \(c.newKeyURL)",
+                    ["url": c.newKeyURL]
+                )
+            }
             for p in merged.overriddenLocalEdits {
                 changes.removeLocalEdits.append(p.name)
                 let by = merged.parameters[p.name]
@@ -522,6 +768,17 @@ public struct PhoneMachine: Sendable {
                     "override",
                     "\(p.name): the local edit gives way to the \(by?.source.rawValue ?? "provisioned") value (perm=\"\(by?.perm ?? "")\")",
                     ["parameter": p.name]
+                )
+            }
+            // spec §4, the decisions a support engineer asks about: which file won where several set a value.
+            for (name, losers) in merged.shadowed.sorted(by: { $0.key < $1.key }) {
+                guard let winner = merged.parameters[name] else { continue }
+                step.log(
+                    .debug,
+                    "decision",
+                    "\(name): the \(winner.source.rawValue) value wins over "
+                        + losers.map(\.rawValue).joined(separator: ", "),
+                    ["parameter": name, "winner": winner.source.rawValue, "over": losers.map(\.rawValue).joined(separator: ",")]
                 )
             }
             for name in merged.keptLocalEdits {
@@ -549,7 +806,7 @@ public struct PhoneMachine: Sendable {
         // Timers (spec §7), from the configuration now in force.
         let settings = TimerSettings(value: value)
         for p in settings.problems { step.log(.warning, "config", p) }
-        let plan = settings.plan(now: step.now, bootedAt: bootedAt ?? step.now, failed: outcome != .provisioned)
+        let plan = settings.plan(now: step.now, bootedAt: bootedAt ?? step.now, failed: outcome != .provisioned || c.certificateFailures > 0)
         for kind in TimerKind.allCases {
             if let at = plan[kind] {
                 timers[kind] = at
@@ -613,7 +870,8 @@ public struct PhoneMachine: Sendable {
         return value(name)
     }
 
-    private func decode(_ body: [UInt8], file: String) -> Result<ConfigDocument, ConfigFormatError> {
+    /// Parses a saved copy (saved copies are kept decrypted).
+    private func parse(_ body: [UInt8], file: String) -> Result<ConfigDocument, ConfigFormatError> {
         Result { () throws(ConfigFormatError) -> ConfigDocument in
             try ConfigParser.parse(body, file: file, accepting: profile.formats, limits: profile.limits)
         }
@@ -626,6 +884,14 @@ private struct Cycle: Sendable {
     var trigger: String
     var startedAt: PhoneTime
     var stage: FileKind = .initial
+    var target: FetchTarget = .file(.initial)
+    var certificatesDone = false
+    var certificates: [Int: RootCertificate] = [:]
+    var removedCertificates: Set<Int> = []
+    var certificateFailures = 0
+    /// A key delivered by this cycle's plain standard file (installed when the cycle applies).
+    var newKey: String?
+    var newKeyURL = ""
     var candidates: [String] = []
     var candidateIndex = 0
     var pendingFetch: Int?
@@ -654,5 +920,23 @@ private struct Step {
         flash = flash.applying(changes)
         guard !changes.isEmpty else { return actions }
         return [.persist(changes)] + actions
+    }
+}
+
+extension FetchTarget: CustomStringConvertible {
+    /// "standard file", "root certificate 2".
+    public var description: String {
+        switch self {
+        case .file(let k): return "\(k.rawValue) file"
+        case .rootCertificate(let slot): return "root certificate \(slot)"
+        }
+    }
+
+    /// The `file` field of events: `standard`, `certificate2`.
+    var fieldValue: String {
+        switch self {
+        case .file(let k): return k.rawValue
+        case .rootCertificate(let slot): return "certificate\(slot)"
+        }
     }
 }
