@@ -33,10 +33,15 @@ public struct FlashError: Error, Sendable, CustomStringConvertible {
         case io
         /// The image belongs to another phone (its MAC differs from the one asked for).
         case macMismatch
+        /// A flash export that cannot be imported: not JSON, another format or version, a bad field (`path` is
+        /// the export).
+        case invalidExport
+        /// A flash export whose secrets were masked, imported without allowing it (`path` is the export).
+        case maskedExport
     }
 
     public var kind: Kind
-    /// The flash image concerned.
+    /// The flash image concerned (the export file, for `invalidExport` and `maskedExport`).
     public var path: String
     /// Which file, what is wrong, and the fix.
     public var message: String

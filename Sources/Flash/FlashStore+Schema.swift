@@ -4,7 +4,8 @@
 extension FlashStore {
     /// The tables of schema v1, in the order `create` makes them.
     static let tables = [
-        "identity", "state", "saved_files", "parameters", "local_edits", "timers", "file_status", "events",
+        "identity", "state", "saved_files", "parameters", "local_edits", "timers", "file_status", "file_key",
+        "root_certificates", "events",
     ]
 
     /// Makes the tables of schema v1 and stamps the image; run inside `create`'s transaction.
@@ -48,6 +49,18 @@ extension FlashStore {
             outcome TEXT    NOT NULL,
             reason  TEXT    NOT NULL,
             at      INTEGER NOT NULL
+        );
+        CREATE TABLE file_key (
+            id           INTEGER PRIMARY KEY CHECK (id = 1),
+            key          TEXT    NOT NULL,
+            installed_at INTEGER NOT NULL,
+            source_url   TEXT    NOT NULL
+        );
+        CREATE TABLE root_certificates (
+            slot     INTEGER PRIMARY KEY CHECK (slot BETWEEN 1 AND 3),
+            url      TEXT    NOT NULL,
+            pem      BLOB    NOT NULL,
+            saved_at INTEGER NOT NULL
         );
         CREATE TABLE events (
             id      INTEGER PRIMARY KEY,

@@ -1,7 +1,8 @@
 import PhoneCore
 
 /// One phone's flash: a single SQLite file (the "flash image") holding its identity, saved files, effective
-/// parameters, local edits, timers, last per-file outcomes and event log (ARCHITECTURE rule 5).
+/// parameters, local edits, timers, last per-file outcomes, the file key, root certificates and event log
+/// (ARCHITECTURE rule 5).
 ///
 /// Every change is one transaction, so a crash at any instant leaves the old state or the new one (spec §6).
 /// Not `Sendable`: one phone runtime owns a store at a time. Another process (say `vphone config set`) may
@@ -45,6 +46,26 @@ public final class FlashStore {
     /// The file is created with mode 0600, its parent directory if missing.
     /// - Throws: `alreadyExists` if there is a file at `path` (never overwritten), `io` if it cannot be made.
     public static func create(at path: String, identity: Identity) throws(FlashError) -> FlashStore {
+        try create(at: path, identity: identity, applying: FlashChanges())
+    }
+
+    /// Makes a new flash image for `identity` already holding `changes` (applied to the fresh image as by
+    /// `apply`), in the same transaction: the image appears whole, or not at all. `vphone flash import` and
+    /// `from-config` make their images this way.
+    ///
+    /// ```swift
+    /// var changes = FlashChanges()
+    /// changes.bootCount = 1
+    /// changes.savedFiles = [SavedFile(kind: .standard, url: "file://Config.cfg", body: bytes, savedAt: now)]
+    /// let store = try FlashStore.create(at: "copy.flash", identity: identity, applying: changes)
+    /// ```
+    /// - Throws: `alreadyExists` if there is a file at `path` (never overwritten), `io` if it cannot be made or
+    ///   `changes` holds a value the schema refuses (a root certificate slot outside 1...3); no file is left behind.
+    public static func create(
+        at path: String,
+        identity: Identity,
+        applying changes: FlashChanges
+    ) throws(FlashError) -> FlashStore {
         try ImageFile.createExclusive(path)
         var made: SQLiteConnection?
         do {
@@ -52,6 +73,7 @@ public final class FlashStore {
             made = connection
             try configureReading(connection)
             try configureWriting(connection)
+            let store = FlashStore(connection: connection, readOnly: false)
             try connection.transaction(.immediate) { () throws(FlashError) in
                 try connection.execute(schemaV1)
                 try connection.run(
@@ -62,8 +84,9 @@ public final class FlashStore {
                     identity.createdAt.millisecondsSinceEpoch
                 )
                 try connection.run("INSERT INTO state (id, boot_count) VALUES (1, 0)")
+                try store.write(changes)
             }
-            return FlashStore(connection: connection, readOnly: false)
+            return store
         } catch {
             // Never leave a half-made image behind: the next create would refuse it, the next open misread it.
             made?.close()

@@ -27,12 +27,20 @@ struct FlashAtomicityTests {
         change.removeLocalEdits = ["TIME_ZONE"]
         change.cancelTimers = [.cyclic]
         change.armTimers = [.retry: at(1_800_000)]
+        change.fileKey = .install(FileKey(key: "rotated-key", installedAt: at(78), sourceURL: "http://p/s.cfg"))
+        change.rootCertificates = [RootCertificate(slot: 2, url: "https://p/ca2.pem", pem: testPEM, savedAt: at(79))]
+        change.removeRootCertificates = [1]
         return (store, try store.load(), try store.events(), change)
     }
 
     /// Each table in turn refuses any write by a trigger added behind the store's back, so the failure comes
     /// after the writes to the tables before it have already happened inside the transaction.
-    @Test(arguments: ["state", "saved_files", "parameters", "local_edits", "timers", "file_status", "events"])
+    @Test(
+        arguments: [
+            "state", "saved_files", "parameters", "local_edits", "timers", "file_status", "file_key",
+            "root_certificates", "events",
+        ]
+    )
     func failureAtAnyTableRollsBackEverything(table: String) throws {
         let (store, before, events, change) = try prepare()
         try rawSQL(
@@ -74,6 +82,13 @@ struct FlashAtomicityTests {
         let (store, before, events, original) = try prepare()
         var change = original
         change.bootCount = -1  // CHECK (boot_count >= 0)
+        expectFlashError(.io, path: path, mentioning: ["CHECK constraint failed"]) { try store.apply(change) }
+        #expect(try store.load() == before)
+        #expect(try store.events() == events)
+
+        // The root certificate slots of spec §5 are 1...3: a fourth is refused, with everything else.
+        change = original
+        change.rootCertificates.append(RootCertificate(slot: 4, url: "https://p/ca4.pem", pem: [], savedAt: at(1)))
         expectFlashError(.io, path: path, mentioning: ["CHECK constraint failed"]) { try store.apply(change) }
         #expect(try store.load() == before)
         #expect(try store.events() == events)

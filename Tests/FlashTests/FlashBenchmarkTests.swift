@@ -126,4 +126,54 @@ struct FlashBenchmarkTests {
         }
         for store in stores { store.close() }
     }
+
+    /// Open + export, and import, of an image at the event log's limit: the worst case a support engineer gets.
+    @Test func openExportAndImportOfAFullImage() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("full.flash")
+        let fresh = try FlashStore.create(at: directory.file("fresh.flash"), identity: testIdentity)
+        fresh.close()
+        let store = try FlashStore.create(at: path, identity: testIdentity)
+        var changes = Self.cycle(1, parameters: Self.parameters)
+        changes.events = (0..<FlashStore.maxEvents).map {
+            LogEntry(
+                at: at(Int64($0)),
+                boot: 1 + $0 / 30,
+                kind: "fetch",
+                message: "Downloaded file \($0)",
+                fields: ["url": "http://prov/x"]
+            )
+        }
+        try store.apply(changes)
+        store.close()
+        let clock = ContinuousClock()
+        var opens: [Duration] = []
+        var exports: [Duration] = []
+        var bytes: [UInt8] = []
+        for _ in 0..<5 {
+            var opened: FlashStore?
+            opens.append(try clock.measure { opened = try FlashStore.open(at: path, readOnly: true) })
+            exports.append(
+                try clock.measure {
+                    bytes = try opened?.exportJSON(includeSecrets: true, isSecret: { _ in false }) ?? []
+                }
+            )
+        }
+        var imports: [Duration] = []
+        for index in 0..<3 {
+            imports.append(
+                try clock.measure { _ = try FlashStore.importJSON(bytes, to: directory.file("copy\(index).flash")) }
+            )
+        }
+        func size(_ name: String) -> Int {
+            ((try? FileManager.default.attributesOfItem(atPath: directory.file(name))[.size]) as? Int) ?? 0
+        }
+        print(
+            "flash bench: fresh image \(size("fresh.flash")) bytes; full image (3 x 8 KB files, 60 parameters, "
+                + "\(FlashStore.maxEvents) events) \(size("full.flash")) bytes, its export \(bytes.count) bytes"
+        )
+        Self.report("open (read-only)", opens)
+        Self.report("export of the full image", exports)
+        Self.report("import of the full image", imports)
+    }
 }

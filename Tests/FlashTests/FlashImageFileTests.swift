@@ -164,6 +164,8 @@ struct FlashImageFileTests {
         ("UPDATE events SET fields = '[1,2]'", ["events", "fields", "[1,2]", "JSON object"]),
         ("UPDATE events SET fields = '{\"n\": 5}'", ["events", "fields", "JSON object"]),
         ("UPDATE events SET boot = X'00'", ["events", "boot", "blob"]),
+        ("UPDATE file_key SET installed_at = 'soon'", ["file_key", "installed_at", "soon"]),
+        ("UPDATE root_certificates SET url = X'07'", ["root_certificates", "url", "blob"]),
     ]
 
     @Test(arguments: 0..<Self.damage.count)

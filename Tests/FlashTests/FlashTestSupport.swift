@@ -83,8 +83,22 @@ func everyPartChanges(boot: Int = 1) -> FlashChanges {
             fields: ["z": "1", "a": "2"]
         ),
     ]
+    changes.fileKey = .install(
+        FileKey(
+            key: "12341234abcdabcd12341234abcdabcd",
+            installedAt: at(6_000),
+            sourceURL: "http://prov.example/std.cfg"
+        )
+    )
+    changes.rootCertificates = [
+        RootCertificate(slot: 1, url: "https://prov.example/ca1.pem", pem: testPEM, savedAt: at(6_001)),
+        RootCertificate(slot: 3, url: "tftp://10.0.0.1/ca3.pem", pem: [], savedAt: at(6_002)),
+    ]
     return changes
 }
+
+/// A PEM certificate's shape (the content is not a real certificate: flash stores it as it came).
+let testPEM = Array("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n".utf8)
 
 /// What `load()` must return after `everyPartChanges()` on a new image.
 func snapshotAfter(_ changes: FlashChanges, identity: Identity = testIdentity) -> FlashSnapshot {
@@ -95,7 +109,12 @@ func snapshotAfter(_ changes: FlashChanges, identity: Identity = testIdentity) -
         parameters: changes.parameters ?? [:],
         localEdits: Dictionary(changes.setLocalEdits.map { ($0.name, $0) }) { _, last in last },
         timers: changes.armTimers,
-        fileStatus: Dictionary(changes.fileStatus.map { ($0.kind, $0) }) { _, last in last }
+        fileStatus: Dictionary(changes.fileStatus.map { ($0.kind, $0) }) { _, last in last },
+        fileKey: {
+            if case .install(let key) = changes.fileKey { return key }
+            return nil
+        }(),
+        rootCertificates: Dictionary(changes.rootCertificates.map { ($0.slot, $0) }) { _, last in last }
     )
 }
 
@@ -128,6 +147,39 @@ func expectFlashError(
     #expect(error.path == path, sourceLocation: sourceLocation)
     #expect(error.message.contains(path), "\(error)", sourceLocation: sourceLocation)
     #expect(error.description == error.message, sourceLocation: sourceLocation)
+    for word in words {
+        #expect(error.message.contains(word), "'\(word)' missing from: \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// The bundled KX-UTG300 profile (its `secrets` decide what an export masks).
+let utg300: DeviceProfile = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    do {
+        let data = try Data(contentsOf: root.appendingPathComponent("Profiles/KX-UTG300.json"))
+        return try JSONDecoder().decode(DeviceProfile.self, from: data)
+    } catch {
+        fatalError("cannot read Profiles/KX-UTG300.json: \(error)")
+    }
+}()
+
+/// The repository's `examples/prov` directory.
+let examplesDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("examples/prov").path
+
+func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+/// Expects `body` to throw a `FlashError` of `kind` whose message contains `words`.
+func expectFlashError(
+    _ kind: FlashError.Kind,
+    mentioning words: [String],
+    sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () throws -> Void
+) {
+    let error = #expect(throws: FlashError.self, sourceLocation: sourceLocation) { try body() }
+    guard let error else { return }
+    #expect(error.kind == kind, "\(error)", sourceLocation: sourceLocation)
     for word in words {
         #expect(error.message.contains(word), "'\(word)' missing from: \(error)", sourceLocation: sourceLocation)
     }
