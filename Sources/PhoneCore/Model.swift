@@ -27,7 +27,9 @@ public struct PhoneTime: Hashable, Comparable, Sendable, Codable, CustomStringCo
 public struct CivilTime: Sendable {
     public var year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64, millisecond: Int64
 
-    public init(utcMilliseconds ms: Int64) {
+    public init(utcMilliseconds raw: Int64) {
+        // Years -99999...99999 are plenty; clamping keeps a hand-edited image from overflowing the arithmetic.
+        let ms = min(max(raw, -3_000_000_000_000_000), 3_000_000_000_000_000)
         let days = ms >= 0 ? ms / 86_400_000 : (ms - 86_399_999) / 86_400_000
         let rest = ms - days * 86_400_000
         // Howard Hinnant's civil_from_days.

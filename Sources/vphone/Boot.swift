@@ -65,7 +65,17 @@ struct Boot: AsyncParsableCommand {
     @Flag(help: "Do not verify HTTPS certificates (labs only; logged loudly).")
     var insecure = false
 
+    @Flag(help: "Boot a copy of the flash image and leave the image itself untouched (its path is printed at the end).")
+    var snapshot = false
+
+    @Option(help: "Record every exchange with the server (URL, status, body) and the flash as it was, into DIR.")
+    var record: String?
+
+    @Option(help: "Serve the phone from a recording made with --record DIR, with no network and a virtual clock that starts when the recording did. Boots a copy of the recorded flash, or the image given with --flash (add --snapshot to boot a copy of it). Implies --once unless --duration.")
+    var replay: String?
+
     func validate() throws {
+        if replay == nil { try location.requireGiven() }
         guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
             throw ValidationError("--time-scale must be a positive number (e.g. 60 or 10080), got \(timeScale)")
         }
@@ -81,6 +91,9 @@ struct Boot: AsyncParsableCommand {
                 throw ValidationError("\(flag): \(error.reason)")
             }
         }
+        if record != nil && replay != nil {
+            throw ValidationError("--record and --replay exclude each other: record a live boot, replay it later")
+        }
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             throw ValidationError("--ca-file \(caFile): no such readable file (expected a PEM file of CA certificates)")
         }
@@ -89,8 +102,46 @@ struct Boot: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "vphone")
         let profile = try profileOption.load()
-        let clock = ScaledClock(scale: timeScale)
-        let store = try location.openOrCreate(profile: profile, now: clock.now())
+        var manifest: Recording.Manifest?
+        if let replay {
+            do {
+                manifest = try Recording.load(replay)
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+        }
+        // A replay runs on virtual time from the moment the recording started: the same timeline every time.
+        let clock: any PhoneClock =
+            manifest.map { VirtualClock(start: PhoneTime(millisecondsSinceEpoch: $0.phoneStartMs)) }
+            ?? ScaledClock(scale: timeScale)
+
+        var target = location
+        if let manifest, target.mac == nil, !FileManager.default.fileExists(atPath: target.path) {
+            target.mac = MAC(manifest.mac)  // a new image for a replay belongs to the recorded phone
+        }
+        if let replay, let manifest, location.flash == nil {
+            // Without --flash, a replay boots a copy of the recorded flash and never writes into the recording.
+            let recorded = replay + "/flash.flash"
+            if FileManager.default.fileExists(atPath: recorded) {
+                target.flash = try scratchCopy(of: recorded, reason: "--replay")
+            } else {
+                // A recording of a phone's very first boot: start from a factory-fresh flash with the recorded MAC.
+                target.flash = try scratchDirectory(reason: "--replay") + "/\(manifest.mac).flash"
+                target.mac = MAC(manifest.mac)
+            }
+        } else if snapshot {
+            target.flash = try scratchCopy(of: location.path, reason: "--snapshot")
+        }
+        let store = try target.openOrCreate(profile: profile, now: clock.now())
+        if snapshot || replay != nil {
+            do {
+                try store.integrityCheck()
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+        }
         let snapshot = try loadSnapshot(store)
         if insecure {
             logger.warning("TLS VERIFICATION IS OFF (--insecure): any server can impersonate the provisioning server")
@@ -98,24 +149,41 @@ struct Boot: AsyncParsableCommand {
         if snapshot.identity.model != profile.model {
             logger.notice("flash was made for \(snapshot.identity.model); booting it with the \(profile.model) profile")
         }
-        let machine = PhoneMachine(
-            profile: PreparedProfile(profile),
-            flash: snapshot,
-            discovery: DiscoveryOptions(
-                provisioningURL: provURL,
-                sipPnPURL: sipPnpURL,
-                option160: option160,
-                option159: option159,
-                option66: option66
-            )
+        var discovery = DiscoveryOptions(
+            provisioningURL: provURL,
+            sipPnPURL: sipPnpURL,
+            option160: option160,
+            option159: option159,
+            option66: option66
         )
-        let transport: CurlTransport
+        if let manifest, discovery == DiscoveryOptions() { discovery = manifest.discoveryOptions }
+        let machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
+        var curl: CurlTransport?
+        let transport: any Transport
         do {
-            transport = try CurlTransport()
+            if let manifest, let replay {
+                transport = ReplayTransport(dir: replay, manifest: manifest)
+            } else {
+                let engine = try CurlTransport()
+                curl = engine
+                if let record {
+                    transport = try RecordingTransport(
+                        wrapping: engine,
+                        dir: record,
+                        flashPath: target.path,
+                        mac: snapshot.identity.mac,
+                        phoneStart: clock.now(),
+                        discovery: discovery
+                    )
+                } else {
+                    transport = engine
+                }
+            }
         } catch {
-            fail("cannot start libcurl: \(error)")
+            fail("cannot start the transport: \(error)")
             throw ExitCode(70)
         }
+        let once = self.once || (replay != nil && duration == nil)
         let runtime = PhoneRuntime(
             machine: machine,
             store: store,
@@ -124,6 +192,11 @@ struct Boot: AsyncParsableCommand {
             logger: logger,
             tls: .init(extraCAFile: caFile, insecure: insecure)
         )
+        defer {
+            if target.path != location.path {
+                fail("booted a copy, \(target.path); the original is untouched. See: vphone events --flash \(target.path) --timeline")
+            }
+        }
 
         let stopper = SignalStopper(runtime: runtime)
         var last = await runtime.powerOn()
@@ -135,7 +208,7 @@ struct Boot: AsyncParsableCommand {
             last = await runtime.machine.lastReport
         }
         await runtime.shutdown()
-        transport.shutdown()
+        curl?.shutdown()
         let flashError = await runtime.flashError
         if let flashError {
             fail("\(flashError)")
@@ -145,6 +218,40 @@ struct Boot: AsyncParsableCommand {
         if stopper.stopped { return }
         if let last, last.outcome != .provisioned { throw ExitCode(last.outcome.rawValue) }
     }
+}
+
+/// Copies a flash image into a new private scratch directory and returns the copy's path.
+func scratchCopy(of source: String, reason: String) throws -> String {
+    guard FileManager.default.fileExists(atPath: source) else {
+        fail("\(reason): no flash image at \(source)")
+        throw Exit.data
+    }
+    let dir = try scratchDirectory(reason: reason)
+    do {
+        let copy = dir + "/" + URL(fileURLWithPath: source).lastPathComponent
+        try FileManager.default.copyItem(atPath: source, toPath: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy)
+        return copy
+    } catch {
+        fail("\(reason): cannot copy \(source): \(error.localizedDescription)")
+        throw Exit.data
+    }
+}
+
+/// A new private (0700) directory under the system's temporary directory.
+func scratchDirectory(reason: String) throws -> String {
+    let dir = NSTemporaryDirectory() + "vphone-\(reason.dropFirst(2))-\(UUID().uuidString.prefix(8))"
+    do {
+        try FileManager.default.createDirectory(
+            atPath: dir,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+    } catch {
+        fail("\(reason): cannot create \(dir): \(error.localizedDescription)")
+        throw Exit.data
+    }
+    return dir
 }
 
 /// Turns SIGINT/SIGTERM into a clean stop: the current flash transaction completes, nothing after it starts.

@@ -26,13 +26,20 @@ struct Config: ParsableCommand {
         @Flag(help: "Print only parameters not at their factory default.")
         var changed = false
 
+        @Flag(help: "Print secrets (passwords, the file key) in clear instead of ********.")
+        var revealSecrets = false
+
+        func validate() throws { try location.requireGiven() }
+
         func run() throws {
             let profile = try profileOption.load()
             let store = try location.open(readOnly: true)
             let snapshot = try loadSnapshot(store)
             var rows = ConfigView.effective(profile: profile, snapshot: snapshot)
             if changed { rows.removeAll { $0.source == .factory } }
-            func shown(_ r: EffectiveValue) -> String { r.secret && !r.value.isEmpty ? "********" : r.value }
+            func shown(_ r: EffectiveValue) -> String {
+                r.secret && !r.value.isEmpty && !revealSecrets ? "********" : r.value
+            }
             if json {
                 var object: [String: [String: String]] = [:]
                 for r in rows {
@@ -68,6 +75,8 @@ struct Config: ParsableCommand {
         @OptionGroup var location: FlashLocation
         @OptionGroup var profileOption: ProfileOption
 
+        func validate() throws { try location.requireGiven() }
+
         func run() throws {
             let profile = try profileOption.load()
             let store = try location.open()
@@ -102,6 +111,8 @@ struct FactoryReset: ParsableCommand {
     )
     @OptionGroup var location: FlashLocation
 
+    func validate() throws { try location.requireGiven() }
+
     func run() throws {
         let store = try location.open()
         let snapshot = try loadSnapshot(store)
@@ -120,48 +131,5 @@ struct FactoryReset: ParsableCommand {
             throw Exit.data
         }
         print("factory reset \(snapshot.identity.mac) (\(location.path))")
-    }
-}
-
-struct Events: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print the flash event log: every transition with its time and reason."
-    )
-    @OptionGroup var location: FlashLocation
-
-    @Flag(help: "One JSON object per line.")
-    var json = false
-
-    @Option(help: "Only this power-on (1 = the first boot of this flash).")
-    var boot: Int?
-
-    @Option(help: "Only the last N entries.")
-    var last: Int?
-
-    func run() throws {
-        let store = try location.open(readOnly: true)
-        let entries: [LogEntry]
-        do {
-            entries = try store.events(boot: boot, limit: last)
-        } catch {
-            fail("\(error)")
-            throw Exit.data
-        }
-        for e in entries {
-            if json {
-                var o: [String: Any] = [
-                    "time": e.at.description, "boot": e.boot, "level": e.level.rawValue, "kind": e.kind,
-                    "message": e.message,
-                ]
-                if !e.fields.isEmpty { o["fields"] = e.fields }
-                let data = try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                let level = e.level.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)
-                print(
-                    "\(e.at) #\(e.boot) \(level) \(e.kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(e.message)"
-                )
-            }
-        }
     }
 }

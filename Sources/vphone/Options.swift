@@ -70,7 +70,8 @@ struct FlashLocation: ParsableArguments {
     @Option(help: "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB). Optional when --flash exists.")
     var mac: MAC?
 
-    func validate() throws {
+    /// Commands call this from their `validate()`: one of the two must be given.
+    func requireGiven() throws {
         if flash == nil && mac == nil {
             throw ValidationError("give --mac MAC (flash at Storage/<MAC>.flash) or --flash PATH")
         }

@@ -1,0 +1,255 @@
+import Foundation
+import PhoneCore
+import Transport
+
+/// A recording of every exchange between one phone and its provisioning server, so a field failure can be replayed
+/// offline, deterministically, on any machine.
+///
+/// A recording is a directory (mode 0700, files 0600):
+/// - `recording.json`: `{"format": "vphone-recording/1", "mac": ..., "phone_start_ms": ..., "exchanges": [...]}`;
+///   each exchange has `seq`, `url` (credentials removed), `status`, `content_type`, `body` (a file name) and
+///   `bytes`, or `failure` {`kind`, `status`, `message`}, and `timings_us`.
+/// - `body-NNNN.bin`: the bodies, byte for byte as the server sent them.
+/// - `flash.flash`: the phone's flash image as it was before the recorded boot.
+public enum Recording {
+    public static let format = "vphone-recording/1"
+
+    public struct Exchange: Codable, Sendable, Equatable {
+        public var seq: Int
+        public var url: String
+        public var status: Int?
+        public var contentType: String?
+        public var body: String?
+        public var bytes: Int?
+        public var failure: Failure?
+        public var timingsUs: [String: Int64]
+
+        public struct Failure: Codable, Sendable, Equatable {
+            public var kind: String
+            public var status: Int?
+            public var message: String
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case seq, url, status, body, bytes, failure
+            case contentType = "content_type"
+            case timingsUs = "timings_us"
+        }
+    }
+
+    public struct Manifest: Codable, Sendable {
+        public var format: String
+        public var mac: String
+        public var phoneStartMs: Int64
+        /// How the recorded phone was told where its server is (`prov_url`, `option66`, ...): a replay uses the same.
+        public var discovery: [String: String]?
+        public var exchanges: [Exchange]
+
+        enum CodingKeys: String, CodingKey {
+            case format, mac, exchanges, discovery
+            case phoneStartMs = "phone_start_ms"
+        }
+
+        /// The recorded discovery options.
+        public var discoveryOptions: DiscoveryOptions {
+            let d = discovery ?? [:]
+            return DiscoveryOptions(
+                provisioningURL: d["prov_url"],
+                sipPnPURL: d["sip_pnp_url"],
+                option160: d["option160"],
+                option159: d["option159"],
+                option66: d["option66"]
+            )
+        }
+    }
+
+    /// Why a recording cannot be used.
+    public struct RecordingError: Error, CustomStringConvertible, Sendable {
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// Reads `DIR/recording.json`.
+    public static func load(_ dir: String) throws(RecordingError) -> Manifest {
+        let path = dir + "/recording.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RecordingError(message: "recording \(dir): no recording.json (make one with vphone boot --record DIR)")
+        }
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        } catch {
+            throw RecordingError(message: "recording \(path) is not a vphone recording: \(error)")
+        }
+        guard manifest.format == format else {
+            throw RecordingError(
+                message: "recording \(path) has format \"\(manifest.format)\"; this vphone reads \"\(format)\""
+            )
+        }
+        return manifest
+    }
+}
+
+/// Passes every fetch to another transport and writes the exchange into a recording directory.
+public final class RecordingTransport: Transport, @unchecked Sendable {
+    private let inner: any Transport
+    private let dir: String
+    private let lock = NSLock()
+    private var manifest: Recording.Manifest
+
+    /// Creates `dir` (mode 0700) and copies the flash image there first.
+    public init(
+        wrapping inner: any Transport,
+        dir: String,
+        flashPath: String,
+        mac: MAC,
+        phoneStart: PhoneTime,
+        discovery: DiscoveryOptions
+    ) throws {
+        self.inner = inner
+        self.dir = dir
+        try FileManager.default.createDirectory(
+            atPath: dir,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700]
+        )
+        let copy = dir + "/flash.flash"
+        if FileManager.default.fileExists(atPath: copy) { try FileManager.default.removeItem(atPath: copy) }
+        if FileManager.default.fileExists(atPath: flashPath) {
+            try FileManager.default.copyItem(atPath: flashPath, toPath: copy)
+            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy)
+        }
+        manifest = Recording.Manifest(
+            format: Recording.format,
+            mac: mac.upper,
+            phoneStartMs: phoneStart.millisecondsSinceEpoch,
+            discovery: [
+                "prov_url": discovery.provisioningURL.map(redactURL), "sip_pnp_url": discovery.sipPnPURL.map(redactURL),
+                "option160": discovery.option160, "option159": discovery.option159, "option66": discovery.option66,
+            ].compactMapValues { $0 },
+            exchanges: []
+        )
+        try write()
+    }
+
+    public func fetch(
+        _ request: FetchRequest,
+        completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+    ) {
+        inner.fetch(request) { [self] result in
+            record(request, result)
+            completion(result)
+        }
+    }
+
+    private func record(_ request: FetchRequest, _ result: Result<FetchResponse, FetchFailure>) {
+        lock.lock()
+        defer { lock.unlock() }
+        let seq = manifest.exchanges.count + 1
+        var exchange = Recording.Exchange(seq: seq, url: redactURL(request.url), timingsUs: [:])
+        let timings: FetchTimings
+        switch result {
+        case .success(let r):
+            let name = String(format: "body-%04d.bin", seq)
+            let path = dir + "/" + name
+            FileManager.default.createFile(
+                atPath: path,
+                contents: Data(r.body),
+                attributes: [.posixPermissions: 0o600]
+            )
+            exchange.status = r.status
+            exchange.contentType = r.contentType
+            exchange.body = name
+            exchange.bytes = r.body.count
+            timings = r.timings
+        case .failure(let f):
+            exchange.failure = .init(kind: f.kind.rawValue, status: f.httpStatus, message: f.message)
+            timings = f.timings
+        }
+        exchange.timingsUs = [
+            "dns": timings.dnsUs, "connect": timings.connectUs, "tls": timings.tlsUs,
+            "first_byte": timings.firstByteUs, "total": timings.totalUs,
+        ]
+        manifest.exchanges.append(exchange)
+        try? write()
+    }
+
+    private func write() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(manifest)
+        let path = dir + "/recording.json"
+        let tmp = path + ".tmp"
+        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]),
+            Foundation.rename(tmp, path) == 0
+        else {
+            throw Recording.RecordingError(message: "recording \(dir): cannot write recording.json")
+        }
+    }
+}
+
+/// Serves fetches from a recording, with no network: each URL gets the recorded answers for it, in order.
+public final class ReplayTransport: Transport, @unchecked Sendable {
+    private let dir: String
+    private let lock = NSLock()
+    private var remaining: [String: [Recording.Exchange]]
+    private let queue = DispatchQueue(label: "vphone-replay")
+
+    public init(dir: String, manifest: Recording.Manifest) {
+        self.dir = dir
+        var byURL: [String: [Recording.Exchange]] = [:]
+        for e in manifest.exchanges { byURL[e.url, default: []].append(e) }
+        remaining = byURL
+    }
+
+    public func fetch(
+        _ request: FetchRequest,
+        completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+    ) {
+        let url = redactURL(request.url)
+        lock.lock()
+        let exchange = remaining[url]?.first
+        if exchange != nil { remaining[url]?.removeFirst() }
+        lock.unlock()
+        let result = answer(exchange, url: url)
+        // Asynchronously, like a real transport: never inside the caller's step.
+        queue.async { completion(result) }
+    }
+
+    private func answer(_ exchange: Recording.Exchange?, url: String) -> Result<FetchResponse, FetchFailure> {
+        guard let exchange else {
+            return .failure(
+                FetchFailure(
+                    kind: .other,
+                    message: "\(url) is not in the recording (the recorded phone did not ask for it, or not this often)"
+                )
+            )
+        }
+        let t = exchange.timingsUs
+        let timings = FetchTimings(
+            dnsUs: t["dns"] ?? 0,
+            connectUs: t["connect"] ?? 0,
+            tlsUs: t["tls"] ?? 0,
+            firstByteUs: t["first_byte"] ?? 0,
+            totalUs: t["total"] ?? 0
+        )
+        if let f = exchange.failure {
+            let kind = FetchFailure.Kind(rawValue: f.kind) ?? .other
+            return .failure(FetchFailure(kind: kind, httpStatus: f.status, message: f.message, timings: timings))
+        }
+        guard let name = exchange.body, let data = FileManager.default.contents(atPath: dir + "/" + name) else {
+            return .failure(
+                FetchFailure(kind: .other, message: "recording \(dir): body of exchange \(exchange.seq) is missing")
+            )
+        }
+        return .success(
+            FetchResponse(
+                status: exchange.status ?? 200,
+                body: [UInt8](data),
+                effectiveURL: url,
+                contentType: exchange.contentType,
+                timings: timings
+            )
+        )
+    }
+}
