@@ -15,7 +15,11 @@ public struct FetchRecord: Sendable {
 /// The same runtime runs `vphone boot` and every phone of `vphone fleet` (ARCHITECTURE rule 2).
 public actor PhoneRuntime {
     public private(set) var machine: PhoneMachine
-    private let store: FlashStore
+    private let store: any FlashBackend
+    var flashStore: any FlashBackend { store }
+    var isStopped: Bool { stopped }
+    func clockNow() -> PhoneTime { clock.now() }
+    func replaceMachine(_ m: PhoneMachine) { machine = m }
     private let transport: any Transport
     private let clock: any PhoneClock
     private let logger: Logger
@@ -24,6 +28,10 @@ public actor PhoneRuntime {
     private var cycleWaiters: [CheckedContinuation<CycleReport?, Never>] = []
     private var inFlight = 0
     fileprivate var stopped = false
+    /// When each armed timer fires: the machine's due time, spread by `timerJitter`.
+    private var due: [TimerKind: PhoneTime] = [:]
+    private let timerJitter: Double
+    private var random: SplitMix64
     /// The first flash write that failed, if any: the phone keeps running on what it has in memory.
     public private(set) var flashError: FlashError?
     /// Called for every finished transfer (fleet statistics, recordings).
@@ -41,13 +49,16 @@ public actor PhoneRuntime {
 
     public init(
         machine: PhoneMachine,
-        store: sending FlashStore,
+        store: sending any FlashBackend,
         transport: any Transport,
         clock: any PhoneClock,
         logger: Logger,
         tls: TLSOptions = TLSOptions(),
+        timerJitter: Double = 0,
         onFetch: (@Sendable (FetchRecord) -> Void)? = nil
     ) {
+        self.timerJitter = max(0, min(timerJitter, 1))
+        self.random = SplitMix64(seed: machine.flash.identity.mac.value)
         self.machine = machine
         self.store = store
         self.transport = transport
@@ -94,7 +105,7 @@ public actor PhoneRuntime {
             await waitIdle()
             let now = clock.now()
             if let stop, now >= stop { return }
-            let next = machine.timers.min { $0.value < $1.value }
+            let next = due.min { $0.value < $1.value }
             if let next, next.value <= now {
                 deliver(.timerFired(next.key))
                 continue
@@ -145,6 +156,8 @@ public actor PhoneRuntime {
     @discardableResult
     private func deliver(_ event: PhoneEvent) -> [PhoneAction] {
         guard !stopped else { return [] }
+        if event == .powerOn { due = [:] }  // timers do not survive a power cycle
+        if case .timerFired(let kind) = event { due[kind] = nil }
         let actions = machine.handle(event, at: clock.now())
         for action in actions {
             switch action {
@@ -157,8 +170,15 @@ public actor PhoneRuntime {
                 }
             case .fetch(let order):
                 start(order)
-            case .arm, .cancel, .refused:
-                break  // the machine keeps its timers; `run` reads them
+            case .arm(let kind, let at):
+                // Jitter spreads a fleet's resyncs (--jitter): each firing moves by up to ±j of the delay.
+                let delay = Double(at.millisecondsSinceEpoch - clock.now().millisecondsSinceEpoch)
+                let offset = timerJitter > 0 ? Int64(delay * timerJitter * (random.nextUnit() * 2 - 1)) : 0
+                due[kind] = at.adding(milliseconds: offset)
+            case .cancel(let kind):
+                due[kind] = nil
+            case .refused:
+                break
             case .cycleFinished(let report):
                 let waiters = cycleWaiters
                 cycleWaiters = []
@@ -182,6 +202,8 @@ public actor PhoneRuntime {
         request.password = order.password
         request.reuseConnection = order.reuseConnection
         request.extraCAFile = tls.extraCAFile
+        request.extraCAPEM = order.extraCAPEM
+        request.proxy = order.proxy
         request.insecure = tls.insecure
         inFlight += 1
         let onFetch = self.onFetch
@@ -240,4 +262,19 @@ extension PhoneRuntime {
         for w in idle { w.resume() }
         for w in cycles { w.resume(returning: nil) }
     }
+}
+
+/// A small, fast, seedable generator: each phone's jitter is reproducible from its MAC.
+struct SplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
