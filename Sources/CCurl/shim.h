@@ -45,6 +45,16 @@ static inline CURLcode curlshim_easy_setopt_xferinfo_callback(CURL *handle, curl
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
 }
 
+/* CURLOPT_*_BLOB (CAINFO_BLOB, ...): libcurl copies the bytes (CURL_BLOB_COPY), so they need only live
+   for the call. */
+static inline CURLcode curlshim_easy_setopt_blob(CURL *handle, CURLoption option, const void *data, size_t length) {
+    struct curl_blob blob;
+    blob.data = (void *)data;
+    blob.len = length;
+    blob.flags = CURL_BLOB_COPY;
+    return curl_easy_setopt(handle, option, &blob);
+}
+
 /* CURLOPT_SHARE */
 static inline CURLcode curlshim_easy_setopt_share(CURL *handle, CURLSH *share) {
     return curl_easy_setopt(handle, CURLOPT_SHARE, share);

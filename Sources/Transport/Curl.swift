@@ -138,6 +138,12 @@ final class EasyHandle {
         try Curl.check(curlshim_easy_setopt_write_callback(raw, option, callback), "curl_easy_setopt(\(name))")
     }
 
+    /// A `CURLOPT_*_BLOB` option. libcurl copies the bytes, so they need only live for the call.
+    func set(_ option: CURLoption, blob value: [UInt8], _ name: StaticString) throws(CurlCallError) {
+        let code = value.withUnsafeBytes { curlshim_easy_setopt_blob(raw, option, $0.baseAddress, $0.count) }
+        try Curl.check(code, "curl_easy_setopt(\(name))")
+    }
+
     func setShare(_ share: UnsafeMutableRawPointer?) throws(CurlCallError) {
         try Curl.check(curlshim_easy_setopt_share(raw, share), "curl_easy_setopt(SHARE)")
     }

@@ -112,7 +112,16 @@ final class CurlLoop: @unchecked Sendable {
 
     private func run() {
         // Named for debuggers, `top -H` and perf (set from inside, so the OS thread carries it).
-        Thread.current.name = "vphone-curl-\(index)"
+        let name = "vphone-curl-\(index)"
+        Thread.current.name = name
+        #if os(Linux)
+        // Foundation's setter does not always reach the OS thread (seen under load: the thread kept the name
+        // of the dispatch thread that created it), and Glibc's module lacks pthread_setname_np: set it here.
+        if let comm = fopen("/proc/thread-self/comm", "w") {
+            fputs(name, comm)
+            fclose(comm)
+        }
+        #endif
         lock.lock()
         loopThread = pthread_self()
         lock.unlock()
@@ -168,6 +177,11 @@ final class CurlLoop: @unchecked Sendable {
             return
         }
         let transfer = CurlTransfer(job: job, easy: easy)
+        if let failure = transfer.loadRoots() {
+            recycle(easy)
+            job.completion(.failure(failure))
+            return
+        }
         do {
             let share = try share(for: job.request)
             try transfer.configure(share: share, systemCAPath: systemCAPath)

@@ -16,9 +16,11 @@ extension CurlTransfer {
         let host = URLText.hostAndPort(of: effectiveURL)
         let url = URLText.redacted(effectiveURL)
         let hasCredentials = request.username != nil || URLText.credentials(in: request.url) != nil
+        let hasProxyCredentials =
+            request.proxyUsername != nil || request.proxy.flatMap { URLText.credentials(in: $0) } != nil
         let message: String
         switch status {
-        case 401 where hasCredentials, 407 where hasCredentials:
+        case 401 where hasCredentials:
             return failure(
                 .auth,
                 httpStatus: status,
@@ -26,12 +28,22 @@ extension CurlTransfer {
                 "\(host) rejected the credentials for \(url) (HTTP \(status)): check the user name and password "
                     + "(USR_PROV_SVR_AUTH_ID / USR_PROV_SVR_AUTH_PASSWORD or the URL's user:password@)"
             )
+        case 407 where hasProxyCredentials:
+            return failure(
+                .auth,
+                httpStatus: status,
+                timings: timings,
+                "the proxy \(proxyName) rejected the proxy credentials for \(url) (HTTP 407): check the proxy's "
+                    + "user name and password"
+            )
         case 401:
             message =
                 "\(host) requires a login for \(url) (HTTP 401) and no credentials were given: "
                 + "set the user name and password"
         case 407:
-            message = "the proxy \(request.proxy ?? host) requires a login (HTTP 407) for \(url)"
+            message =
+                "the proxy \(proxyName) requires a login (HTTP 407) for \(url) and no proxy credentials were "
+                + "given: set the proxy's user name and password"
         case 403:
             message = "\(host) refused access to \(url) (HTTP 403): check the server's permissions for this phone"
         case 404, 410:
@@ -58,7 +70,10 @@ extension CurlTransfer {
         let request = job.request
         let url = URLText.redacted(request.url)
         let host = URLText.hostAndPort(of: request.url)
-        let detail = easy.errorText.isEmpty ? Curl.message(code) : easy.errorText
+        // libcurl 7.88 leaves "getpeername() failed with errno 107" in the error buffer of every UDP (TFTP)
+        // transfer, whatever went wrong: its generic message for the code says more.
+        let errorText = easy.errorText
+        let detail = errorText.isEmpty || errorText.hasPrefix("getpeername()") ? Curl.message(code) : errorText
         switch code {
         case CURLE_COULDNT_RESOLVE_HOST:
             return failure(
@@ -71,11 +86,11 @@ extension CurlTransfer {
             return failure(
                 .dns,
                 timings: timings,
-                "cannot resolve the proxy \(request.proxy ?? "") for \(url) (\(detail)): check the proxy name "
+                "cannot resolve the proxy \(proxyName) for \(url) (\(detail)): check the proxy name "
                     + "and the DNS server"
             )
         case CURLE_COULDNT_CONNECT:
-            let target = request.proxy.map { "the proxy \($0)" } ?? host
+            let target = request.proxy != nil ? "the proxy \(proxyName)" : host
             return failure(
                 .connect,
                 timings: timings,
@@ -166,19 +181,42 @@ extension CurlTransfer {
         let fix: String
         switch code {
         case CURLE_PEER_FAILED_VERIFICATION:
-            fix =
-                request.extraCAFile == nil
-                ? "the server's certificate is not signed by a trusted root: add its root CA (extraCAFile, "
-                    + "<Certs>) or, in a lab only, disable verification"
-                : "the server's certificate is neither signed by a root in \(request.extraCAFile ?? "") nor by "
-                    + "a system root, or does not name \(URLText.host(of: request.url)): check the certificate"
+            if let source = extraRootsSource {
+                fix =
+                    "the server's certificate is neither signed by a root in \(source) nor by a system root, or "
+                    + "does not name \(URLText.host(of: request.url)): check the certificate"
+                    + (unreadableCAFile.map { "; the CA file \($0) could not be read" } ?? "")
+            } else {
+                fix =
+                    "the server's certificate is not signed by a trusted root: add its root CA (extraCAFile, "
+                    + "extraCAPEM, <Certs>) or, in a lab only, disable verification"
+            }
         case CURLE_SSL_CACERT_BADFILE:
-            fix = "the CA file \(request.extraCAFile ?? "(system)") cannot be read or is not PEM"
+            if request.extraCAPEM?.isEmpty == false {
+                fix = "the extra root certificates (\(extraRootsSource ?? "extraCAPEM")) hold no valid PEM certificate"
+            } else {
+                fix = "the CA file \(request.extraCAFile ?? "(system)") cannot be read or is not PEM"
+            }
         default:
             fix = "check that \(host) speaks TLS on this port and that its certificate is valid"
         }
         return failure(.tls, timings: timings, "TLS with \(host) failed for \(url): \(detail); \(fix)")
     }
+
+    /// Where the extra roots came from, for messages: the file, the in-memory PEM, or both.
+    private var extraRootsSource: String? {
+        let request = job.request
+        let hasPEM = request.extraCAPEM?.isEmpty == false
+        switch (request.extraCAFile, hasPEM) {
+        case (let file?, true): return "\(file) and extraCAPEM"
+        case (let file?, false): return file
+        case (nil, true): return "extraCAPEM"
+        case (nil, false): return nil
+        }
+    }
+
+    /// The proxy as given, without any `user:password@`.
+    private var proxyName: String { job.request.proxy.map(URLText.redacted) ?? "" }
 
     private func tooLarge(timings: FetchTimings, url: String, announced: Bool) -> FetchFailure {
         let limit = job.request.maxBytes
@@ -212,6 +250,10 @@ extension CurlTransfer {
         var secrets: [String] = []
         if let password = job.request.password { secrets.append(password) }
         if let password = URLText.credentials(in: job.request.url)?.password { secrets.append(password) }
+        if let password = job.request.proxyPassword { secrets.append(password) }
+        if let password = job.request.proxy.flatMap({ URLText.credentials(in: $0)?.password }) {
+            secrets.append(password)
+        }
         return secrets
     }
 

@@ -1,6 +1,7 @@
 // One transfer on a loop: the options it sets on its easy handle, the body it collects, its result.
 
 import CCurl
+import Foundation
 
 /// A request running on an easy handle. Created, used and released on one loop thread.
 final class CurlTransfer {
@@ -19,6 +20,10 @@ final class CurlTransfer {
     /// is our abort, not a disk or callback failure.
     private(set) var exceededMaxBytes = false
     private var reserved = false
+    /// The PEM roots handed to libcurl as CAINFO_BLOB, built by `loadRoots()`.
+    private var rootsBlob: [UInt8]? = nil
+    /// Set by `loadRoots()` when `extraCAFile` could not be read into `rootsBlob`: why, for messages.
+    private(set) var unreadableCAFile: String? = nil
 
     init(job: CurlLoop.Job, easy: EasyHandle) {
         self.job = job
@@ -60,9 +65,12 @@ final class CurlTransfer {
         // TLS: verified by default (spec §5).
         try easy.set(CURLOPT_SSL_VERIFYPEER, request.insecure ? 0 : 1, "SSL_VERIFYPEER")
         try easy.set(CURLOPT_SSL_VERIFYHOST, request.insecure ? 0 : 2, "SSL_VERIFYHOST")
-        if let extraCAFile = request.extraCAFile {
-            // With OpenSSL, CAINFO (a file) and CAPATH (a hashed directory) are both consulted, so the
-            // extra roots are trusted in addition to the system store, not instead of it.
+        // With OpenSSL, CAINFO (a file) or CAINFO_BLOB (PEM in memory) and CAPATH (a hashed directory) are
+        // all consulted, so the extra roots are trusted in addition to the system store, not instead of it.
+        if let rootsBlob {
+            try easy.set(CURLOPT_CAINFO_BLOB, blob: rootsBlob, "CAINFO_BLOB")
+            try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
+        } else if let extraCAFile = request.extraCAFile {
             try easy.set(CURLOPT_CAINFO, string: extraCAFile, "CAINFO")
             try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
         }
@@ -76,6 +84,12 @@ final class CurlTransfer {
 
         // "" disables proxies named by the environment (http_proxy, ...): the phone has only its own.
         try easy.set(CURLOPT_PROXY, string: request.proxy ?? "", "PROXY")
+        if request.proxyUsername != nil || request.proxyPassword != nil {
+            try easy.set(CURLOPT_PROXYUSERNAME, string: request.proxyUsername ?? "", "PROXYUSERNAME")
+            try easy.set(CURLOPT_PROXYPASSWORD, string: request.proxyPassword ?? "", "PROXYPASSWORD")
+        }
+        // The proxy's credentials (these fields or its `user:password@host:port`): Basic or Digest too.
+        try easy.set(CURLOPT_PROXYAUTH, Int(curlshim_auth_basic_or_digest()), "PROXYAUTH")
         if let sourceInterface = request.sourceInterface {
             try easy.set(CURLOPT_INTERFACE, string: sourceInterface, "INTERFACE")
         }
@@ -92,6 +106,37 @@ final class CurlTransfer {
             // connections per second to one server (28k ports / 60 s) with thousands of phones.
             try easy.set(CURLOPT_HTTPHEADER, list: Self.closeHeader.list, "HTTPHEADER")
         }
+    }
+
+    // MARK: - Trusted roots
+
+    /// Builds the in-memory roots from `extraCAPEM`, before `configure`. A blob replaces CAINFO in libcurl, so
+    /// when `extraCAFile` is given too its contents travel inside the blob: both are trusted. Returns a
+    /// failure when an https fetch cannot have the roots it asked for (the file cannot be read).
+    func loadRoots() -> FetchFailure? {
+        let request = job.request
+        guard var blob = request.extraCAPEM, !blob.isEmpty else { return nil }
+        if let file = request.extraCAFile {
+            if let contents = FileManager.default.contents(atPath: file), !contents.isEmpty {
+                if blob.last != UInt8(ascii: "\n") { blob.append(UInt8(ascii: "\n")) }
+                blob.append(contentsOf: contents)
+            } else {
+                let reason = FileManager.default.fileExists(atPath: file) ? "unreadable or empty" : "no such file"
+                unreadableCAFile = "\(file) (\(reason))"
+                // Plain http, ftp and tftp never use the roots; an https fetch would silently lose them.
+                if URLText.scheme(of: request.url) == "https" {
+                    return failure(
+                        .tls,
+                        timings: .zero,
+                        "TLS with \(URLText.hostAndPort(of: request.url)) not attempted for "
+                            + "\(URLText.redacted(request.url)): the CA file \(file) cannot be read (\(reason)); "
+                            + "fix extraCAFile or leave it unset"
+                    )
+                }
+            }
+        }
+        rootsBlob = blob
+        return nil
     }
 
     // MARK: - Body

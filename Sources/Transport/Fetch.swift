@@ -22,8 +22,16 @@ public struct FetchRequest: Sendable {
     public var totalTimeoutMs: Int = 60_000
     /// The transfer is aborted as soon as the body would exceed this many bytes; the rest is never read.
     public var maxBytes: Int = 240 * 1024
-    /// PEM root certificates trusted in addition to the system store (spec §5: roots from `<Certs>`).
+    /// A PEM file of root certificates trusted in addition to the system store (spec §5: roots from
+    /// `<Certs>`).
     public var extraCAFile: String? = nil
+    /// PEM root certificates held in memory (the phone keeps them in flash), trusted in addition to the
+    /// system store and to `extraCAFile`. `nil` or empty: none.
+    ///
+    /// ```swift
+    /// request.extraCAPEM = Array(rootsFromFlash.utf8)   // "-----BEGIN CERTIFICATE-----\n..."
+    /// ```
+    public var extraCAPEM: [UInt8]? = nil
     /// Disables TLS verification of the server certificate and name (labs only).
     public var insecure: Bool = false
     /// HTTP Basic or Digest credentials (whichever the server asks for), also used as the FTP login.
@@ -31,6 +39,9 @@ public struct FetchRequest: Sendable {
     public var password: String? = nil
     /// `host:port` of an HTTP proxy. `nil`: no proxy, even if the environment names one.
     public var proxy: String? = nil
+    /// Basic or Digest credentials for the proxy (whichever it asks for with its 407).
+    public var proxyUsername: String? = nil
+    public var proxyPassword: String? = nil
     /// Local interface or address to connect from, as `CURLOPT_INTERFACE` takes it (`host!127.0.0.2`).
     public var sourceInterface: String? = nil
     /// `false` (the default): every fetch opens its own connection and closes it afterwards, as a
@@ -71,7 +82,9 @@ public struct FetchTimings: Sendable, Hashable {
 
 /// A completed download.
 public struct FetchResponse: Sendable {
-    /// HTTP status (2xx), the FTP completion code (e.g. 226), or 0 for TFTP: all mean success.
+    /// HTTP status (2xx), the last FTP reply, or 0 for TFTP: all mean success. The FTP reply is 226
+    /// (transfer complete), or 221 (goodbye) when the connection is closed after the transfer, as it is
+    /// unless `reuseConnection`.
     public var status: Int
     public var body: [UInt8]
     /// The URL the body finally came from, after redirects, as libcurl reports it. It can carry

@@ -52,8 +52,32 @@ final class Site: @unchecked Sendable {
     func log(atLeast count: Int) throws -> [String] { try server.accessLog(atLeast: count) }
 }
 
+/// Runs `body` on a thread of its own and returns its result. Starting a server blocks until it is ready;
+/// doing that on one of the few threads that run every test's awaits would stall the other tests (and
+/// their timing assertions) while it waits.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 /// `count` bytes of a repeating, position-dependent pattern.
 func pattern(_ count: Int) -> [UInt8] { (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) } }
+
+/// A new temporary directory holding `files` (path relative to it -> contents), for a server's root.
+/// Modes are the defaults (0755 directories, 0644 files), so every daemon's user can read them.
+func makeServedDirectory(_ prefix: String, files: [String: [UInt8]]) throws -> String {
+    let root = try makeDirectory(prefix)
+    for (path, contents) in files {
+        let full = root + "/" + path
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
+        try #require(FileManager.default.createFile(atPath: full, contents: Data(contents)))
+    }
+    return root
+}
 
 func makeDirectory(_ prefix: String) throws -> String {
     let path = NSTemporaryDirectory() + "/\(prefix)-\(UUID().uuidString)"
@@ -107,5 +131,12 @@ func bodyBytesSent(_ line: String) -> Int? {
     return Int(before[before.count - 1])
 }
 
-/// The name of the calling thread.
-func currentThreadName() -> String { Thread.current.name ?? "" }
+/// The OS name of the calling thread (what debuggers, `top -H` and perf show).
+func currentThreadName() -> String {
+    #if os(Linux)
+    let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""
+    return comm.trimmingCharacters(in: .newlines)
+    #else
+    return Thread.current.name ?? ""
+    #endif
+}

@@ -85,6 +85,135 @@ struct CurlTransportTLSTests {
         #expect(failure.message.contains("/nonexistent/roots.pem"))
     }
 
+    // MARK: - Roots in memory (extraCAPEM)
+
+    @Test("a server signed by a test CA fails without extraCAPEM and succeeds with the CA's PEM in memory")
+    func extraRootsInMemory() async throws {
+        let site = try Site(tls: true)
+        let transport = try CurlTransport()
+        defer { transport.shutdown() }
+        let url = site.tlsURL("hello.cfg")
+        let pem = try caPEM(site)
+
+        let untrusted = try #require(await transport.fetch(request(url)).failure())
+        #expect(untrusted.kind == .tls)
+
+        let trusted = try #require(await transport.fetch(request(url) { $0.extraCAPEM = pem }).success())
+        #expect(trusted.body == helloBody)
+        #expect(trusted.timings.tlsUs > 0)
+
+        // Another test CA's PEM does not help: verification is on, with the wrong root.
+        let other = try Site(tls: true)
+        let wrongRoot = try #require(
+            await transport.fetch(request(url) { $0.extraCAPEM = try? caPEM(other) }).failure()
+        )
+        #expect(wrongRoot.kind == .tls)
+        #expect(wrongRoot.message.contains("extraCAPEM"))
+
+        // An empty blob is no blob.
+        let empty = try #require(await transport.fetch(request(url) { $0.extraCAPEM = [] }).failure())
+        #expect(empty.kind == .tls)
+        #expect(empty.message.contains("add its root CA"))
+    }
+
+    @Test("with extraCAPEM the CA directory is still trusted: the blob adds to the system store")
+    func extraRootsInMemoryAddToSystemStore() async throws {
+        let siteA = try Site(tls: true)
+        let siteB = try Site(tls: true)
+        let siteC = try Site(tls: true)
+        // A stand-in for /etc/ssl/certs holding only B's CA, hashed the way OpenSSL looks roots up.
+        let caDirectory = try hashedCADirectory(siteB)
+        defer { try? FileManager.default.removeItem(atPath: caDirectory) }
+        let transport = try CurlTransport(loops: 1, maxInFlightPerLoop: 8, systemCAPath: caDirectory)
+        defer { transport.shutdown() }
+        let pemA = try caPEM(siteA)
+
+        // The same request setup: A's root from memory, B's from the "system" directory, C's from nowhere.
+        let fromMemory = await transport.fetch(request(siteA.tlsURL("hello.cfg")) { $0.extraCAPEM = pemA })
+        #expect(fromMemory.success()?.body == helloBody)
+        let fromDirectory = await transport.fetch(request(siteB.tlsURL("hello.cfg")) { $0.extraCAPEM = pemA })
+        #expect(fromDirectory.success()?.body == helloBody)
+        let fromNowhere = try #require(
+            await transport.fetch(request(siteC.tlsURL("hello.cfg")) { $0.extraCAPEM = pemA }).failure()
+        )
+        #expect(fromNowhere.kind == .tls)
+    }
+
+    @Test("extraCAFile and extraCAPEM together: the roots of both are trusted, and the system store too")
+    func fileAndMemoryRoots() async throws {
+        let siteA = try Site(tls: true)
+        let siteB = try Site(tls: true)
+        let siteC = try Site(tls: true)
+        let siteD = try Site(tls: true)
+        let caDirectory = try hashedCADirectory(siteC)
+        defer { try? FileManager.default.removeItem(atPath: caDirectory) }
+        let transport = try CurlTransport(loops: 1, maxInFlightPerLoop: 8, systemCAPath: caDirectory)
+        defer { transport.shutdown() }
+        let caFileA = try #require(siteA.server.caCertPath)
+        // No trailing newline: the file's roots must still start on a line of their own.
+        var pemB = try caPEM(siteB)
+        while pemB.last == UInt8(ascii: "\n") { pemB.removeLast() }
+
+        func fetch(_ site: Site) async -> Result<FetchResponse, FetchFailure> {
+            await transport.fetch(
+                request(site.tlsURL("hello.cfg")) {
+                    $0.extraCAFile = caFileA
+                    $0.extraCAPEM = pemB
+                }
+            )
+        }
+        #expect(await fetch(siteA).success()?.body == helloBody)  // from the file
+        #expect(await fetch(siteB).success()?.body == helloBody)  // from memory
+        #expect(await fetch(siteC).success()?.body == helloBody)  // from the CA directory
+        let failure = try #require(await fetch(siteD).failure())
+        #expect(failure.kind == .tls)
+        #expect(failure.message.contains("\(caFileA) and extraCAPEM"))
+    }
+
+    @Test("extraCAPEM holding no certificate is a tls failure naming it")
+    func badPEM() async throws {
+        let site = try Site(tls: true)
+        let transport = try CurlTransport()
+        defer { transport.shutdown() }
+
+        let failure = try #require(
+            await transport.fetch(
+                request(site.tlsURL("hello.cfg")) { $0.extraCAPEM = Array("not a certificate\n".utf8) }
+            ).failure()
+        )
+        #expect(failure.kind == .tls)
+        #expect(failure.message.contains("extraCAPEM"))
+        #expect(failure.message.contains("no valid PEM certificate"))
+    }
+
+    @Test("an unreadable extraCAFile beside extraCAPEM fails https up front, naming the file; http is unaffected")
+    func unreadableFileWithPEM() async throws {
+        let site = try Site(tls: true)
+        let transport = try CurlTransport()
+        defer { transport.shutdown() }
+        let pem = try caPEM(site)
+
+        let failure = try #require(
+            await transport.fetch(
+                request(site.tlsURL("hello.cfg")) {
+                    $0.extraCAFile = "/nonexistent/roots.pem"
+                    $0.extraCAPEM = pem
+                }
+            ).failure()
+        )
+        #expect(failure.kind == .tls)
+        #expect(failure.message.contains("/nonexistent/roots.pem"))
+        #expect(failure.message.contains("no such file"))
+
+        let plain = await transport.fetch(
+            request(site.url("hello.cfg")) {
+                $0.extraCAFile = "/nonexistent/roots.pem"
+                $0.extraCAPEM = pem
+            }
+        )
+        #expect(plain.success()?.body == helloBody)
+    }
+
     @Test("plain HTTP to the TLS port, or TLS to the plain port, fails clearly")
     func wrongPort() async throws {
         let site = try Site(tls: true)
@@ -95,4 +224,19 @@ struct CurlTransportTLSTests {
         let failure = try #require(await transport.fetch(request(tlsToPlain) { $0.insecure = true }).failure())
         #expect(failure.kind == .tls)
     }
+}
+
+/// The PEM bytes of the test CA that signed `site`'s certificate.
+func caPEM(_ site: Site) throws -> [UInt8] {
+    let path = try #require(site.server.caCertPath)
+    return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+}
+
+/// A new directory holding `site`'s CA under its OpenSSL subject hash: a stand-in for /etc/ssl/certs.
+func hashedCADirectory(_ site: Site) throws -> String {
+    let directory = try makeDirectory("vphone-capath")
+    let ca = try #require(site.server.caCertPath)
+    let hash = try openssl(["x509", "-hash", "-noout", "-in", ca])
+    try FileManager.default.copyItem(atPath: ca, toPath: directory + "/\(hash).0")
+    return directory
 }
