@@ -1,3 +1,4 @@
+import Foundation
 import PhoneCore
 
 /// One phone's flash: a single SQLite file (the "flash image") holding its identity, saved files, effective
@@ -66,10 +67,21 @@ public final class FlashStore {
         identity: Identity,
         applying changes: FlashChanges
     ) throws(FlashError) -> FlashStore {
-        try ImageFile.createExclusive(path)
+        // The image is built under a private name beside its final one and linked into place only when whole:
+        // a crash or kill while creating leaves no empty or half-made image at `path` (which would brick the phone:
+        // the next boot must refuse it), only a stray `.NAME.new-*` file.
+        if ImageFile.exists(path) {
+            throw FlashError(
+                kind: .alreadyExists,
+                path: path,
+                message: "\(path) already exists: open it instead, or move it away to make a new flash image there"
+            )
+        }
+        let temporary = ImageFile.temporarySibling(of: path)
         var made: SQLiteConnection?
         do {
-            let connection = try SQLiteConnection(path: path, mode: .readWrite)
+            try ImageFile.createExclusive(temporary)
+            let connection = try SQLiteConnection(path: temporary, mode: .readWrite)
             made = connection
             try configureReading(connection)
             try configureWriting(connection)
@@ -86,13 +98,21 @@ public final class FlashStore {
                 try connection.run("INSERT INTO state (id, boot_count) VALUES (1, 0)")
                 try store.write(changes)
             }
-            return store
+            connection.close()
+            made = nil
+            try ImageFile.linkIntoPlace(temporary, path)
         } catch {
             // Never leave a half-made image behind: the next create would refuse it, the next open misread it.
             made?.close()
-            ImageFile.remove(path)
-            throw error
+            ImageFile.remove(temporary)
+            // The user asked for `path`: name it, not the private temporary name.
+            throw FlashError(
+                kind: error.kind,
+                path: path,
+                message: error.message.replacingOccurrences(of: temporary, with: path)
+            )
         }
+        return try open(at: path)
     }
 
     /// Opens an existing flash image. Never creates, recreates or resets one.
@@ -102,6 +122,7 @@ public final class FlashStore {
     ///   missing), `locked`, `io`.
     public static func open(at path: String, readOnly: Bool = false) throws(FlashError) -> FlashStore {
         try ImageFile.checkPlausibleImage(path)
+        if readOnly { recoverInterruptedWrite(path) }
         let connection = try SQLiteConnection(path: path, mode: readOnly ? .readOnly : .readWrite)
         do {
             try configureReading(connection)
@@ -112,6 +133,19 @@ public final class FlashStore {
             throw error
         }
         return FlashStore(connection: connection, readOnly: readOnly)
+    }
+
+    /// A write cut off by a crash leaves a hot journal beside the image; only a writer can roll it back, and until then
+    /// a read-only connection cannot read the image at all. Reading after a crash (`vphone config show`, `flash
+    /// info`) must work, so a reader first lets a short-lived writer roll the interrupted write back: the image is
+    /// then the old state, whole, exactly as the next boot would see it.
+    private static func recoverInterruptedWrite(_ path: String) {
+        var st = stat()
+        guard stat(path + "-journal", &st) == 0, st.st_size > 0, access(path, W_OK) == 0 else { return }
+        guard let writer = try? SQLiteConnection(path: path, mode: .readWrite) else { return }
+        defer { writer.close() }
+        try? configureReading(writer)
+        try? writer.execute("SELECT count(*) FROM sqlite_master")
     }
 
     /// Opens the image at `path` if there is one, else creates it for `identity`.

@@ -74,6 +74,38 @@ enum ImageFile {
         guard fchmod(fd, 0o600) == 0 else { throw FlashError.io(path, describe(errno)) }
     }
 
+    /// Whether anything exists at `path` (a dangling link counts).
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// `DIR/.NAME.new-RANDOM` beside `path`.
+    static func temporarySibling(of path: String) -> String {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[...$0]) } ?? ""
+        let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        return dir + "." + name + ".new-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+    }
+
+    /// Gives the finished image at `temporary` its final name atomically, never replacing an existing file, and
+    /// drops the temporary name.
+    static func linkIntoPlace(_ temporary: String, _ path: String) throws(FlashError) {
+        guard link(temporary, path) == 0 else {
+            let code = errno
+            remove(temporary)
+            if code == EEXIST {
+                throw FlashError(
+                    kind: .alreadyExists,
+                    path: path,
+                    message: "\(path) appeared while it was being created: open it instead"
+                )
+            }
+            throw FlashError.io(path, describe(code))
+        }
+        _ = unlink(temporary)
+    }
+
     /// Removes a half-made image and its journal after a failed `create` (a missing file is fine).
     static func remove(_ path: String) {
         // Results ignored: the caller is already throwing the error that made it give up.
