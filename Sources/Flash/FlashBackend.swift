@@ -18,17 +18,22 @@ public final class MemoryFlash: FlashBackend {
     private var snapshot: FlashSnapshot
     private var log: [LogEntry] = []
     private let keepEvents: Int
+    private let retain: Bool
 
-    /// - Parameter keepEvents: how many of the newest events to keep (0: none, the cheapest for big fleets).
-    public init(_ snapshot: FlashSnapshot, keepEvents: Int = 0) {
+    /// - Parameters:
+    ///   - keepEvents: how many of the newest events to keep (0: none, the cheapest for big fleets).
+    ///   - retain: keep applying changes to the snapshot. A fleet turns this off: the phone's machine already holds
+    ///     its state in memory, and a second copy per phone would double the memory of a 10,000-phone run.
+    public init(_ snapshot: FlashSnapshot, keepEvents: Int = 0, retain: Bool = true) {
         self.snapshot = snapshot
         self.keepEvents = keepEvents
+        self.retain = retain
     }
 
     public func load() throws(FlashError) -> FlashSnapshot { snapshot }
 
     public func apply(_ changes: FlashChanges) throws(FlashError) {
-        snapshot = snapshot.applying(changes)
+        if retain { snapshot = snapshot.applying(changes) }
         guard keepEvents > 0 else { return }
         log += changes.events
         if log.count > keepEvents { log.removeFirst(log.count - keepEvents) }

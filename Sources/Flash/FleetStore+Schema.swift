@@ -1,0 +1,179 @@
+// Schema v1 of a fleet store: the tables of a flash image (schema v1), each keyed by the phone's MAC as well.
+// Storage/README.md ("Fleet stores") documents every difference from the image; keep the two in step. A change to
+// any table of either is a new schema version of both.
+
+extension FleetStore {
+    /// The tables of schema v1: the same names as in a flash image (`FlashStore.tables`).
+    static let tables = FlashStore.tables
+
+    /// Makes the tables of schema v1 and stamps the store; run inside `create`'s transaction.
+    ///
+    /// Small rows are clustered by `(mac, ...)` (WITHOUT ROWID), so one phone's rows sit on a few pages; the tables
+    /// holding file bodies keep a rowid, as SQLite advises for large rows. `events` keeps its global `id` (rows are
+    /// appended at the end of the table, which keeps a batch's journal small) and numbers each phone's entries with
+    /// `seq`, so trimming one phone's log is an index range delete.
+    static let schemaV1 = """
+        CREATE TABLE identity (
+            mac        TEXT    NOT NULL PRIMARY KEY,
+            model      TEXT    NOT NULL,
+            firmware   TEXT    NOT NULL,
+            created_at INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE state (
+            mac        TEXT    NOT NULL PRIMARY KEY,
+            boot_count INTEGER NOT NULL CHECK (boot_count >= 0)
+        ) WITHOUT ROWID;
+        CREATE TABLE saved_files (
+            mac      TEXT    NOT NULL,
+            kind     TEXT    NOT NULL,
+            url      TEXT    NOT NULL,
+            body     BLOB    NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        );
+        CREATE TABLE parameters (
+            mac    TEXT NOT NULL,
+            name   TEXT NOT NULL,
+            value  TEXT NOT NULL,
+            source TEXT NOT NULL,
+            perm   TEXT NOT NULL,
+            access TEXT NOT NULL,
+            PRIMARY KEY (mac, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE local_edits (
+            mac       TEXT    NOT NULL,
+            name      TEXT    NOT NULL,
+            value     TEXT    NOT NULL,
+            edited_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE timers (
+            mac    TEXT    NOT NULL,
+            kind   TEXT    NOT NULL,
+            due_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        ) WITHOUT ROWID;
+        CREATE TABLE file_status (
+            mac     TEXT    NOT NULL,
+            kind    TEXT    NOT NULL,
+            url     TEXT    NOT NULL,
+            outcome TEXT    NOT NULL,
+            reason  TEXT    NOT NULL,
+            at      INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        ) WITHOUT ROWID;
+        CREATE TABLE file_key (
+            mac          TEXT    NOT NULL PRIMARY KEY,
+            key          TEXT    NOT NULL,
+            installed_at INTEGER NOT NULL,
+            source_url   TEXT    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE root_certificates (
+            mac      TEXT    NOT NULL,
+            slot     INTEGER NOT NULL CHECK (slot BETWEEN 1 AND 3),
+            url      TEXT    NOT NULL,
+            pem      BLOB    NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, slot)
+        );
+        CREATE TABLE events (
+            id      INTEGER PRIMARY KEY,
+            mac     TEXT    NOT NULL,
+            seq     INTEGER NOT NULL,
+            at      INTEGER NOT NULL,
+            boot    INTEGER NOT NULL,
+            level   TEXT    NOT NULL,
+            kind    TEXT    NOT NULL,
+            message TEXT    NOT NULL,
+            fields  TEXT    NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX events_by_phone ON events (mac, seq);
+        PRAGMA application_id = \(applicationID);
+        PRAGMA user_version = \(schemaVersion);
+        """
+
+    /// Checks what a file says it is before anything reads its tables; tells a single phone's image apart.
+    static func checkHeader(_ connection: SQLiteConnection) throws(FlashError) {
+        let path = connection.path
+        // The first read of the file: SQLite reports a damaged header or a truncated file here, and rolls back a
+        // hot journal left by a crash (a batch cut in half).
+        var applicationID: Int64 = 0
+        var version: Int64 = 0
+        try connection.query("PRAGMA application_id", table: "(header)") { (row) throws(FlashError) in
+            applicationID = try row.int64(0)
+        }
+        try connection.query("PRAGMA user_version", table: "(header)") { (row) throws(FlashError) in
+            version = try row.int64(0)
+        }
+        if applicationID == Int64(FlashStore.applicationID) {
+            throw FlashError(
+                kind: .notAnImage,
+                path: path,
+                message: "\(path) is a single phone's flash image, not a fleet store: use it as an image (vphone "
+                    + "boot --flash, vphone flash info); a fleet store is the file of vphone fleet --store"
+            )
+        }
+        guard applicationID == Int64(Self.applicationID) else {
+            throw FlashError(
+                kind: .notAnImage,
+                path: path,
+                message: "\(path) is an SQLite database but not a vphone fleet store (its application_id is "
+                    + "\(applicationID), not \(Self.applicationID) 'VPHF'): check the path"
+            )
+        }
+        if version > Int64(schemaVersion) {
+            throw FlashError(
+                kind: .newerSchema,
+                path: path,
+                message: "fleet store \(path) was written by a newer vphone (schema \(version)); this vphone reads "
+                    + "up to schema \(schemaVersion): upgrade vphone"
+            )
+        }
+        if version < Int64(schemaVersion) {
+            throw FlashError(
+                kind: .olderSchema,
+                path: path,
+                message: "fleet store \(path) was written by an older vphone (schema \(version)); this vphone reads "
+                    + "schema \(schemaVersion) and has no upgrade from schema \(version): open it with the vphone "
+                    + "that wrote it, or start the fleet on a new store"
+            )
+        }
+        var present = Set<String>()
+        try connection.query("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index')", table: "sqlite_schema")
+        { (row) throws(FlashError) in present.insert(try row.text(0)) }
+        let missing = (tables + ["events_by_phone"]).filter { !present.contains($0) }
+        guard missing.isEmpty else {
+            throw damaged(
+                path,
+                "it has no table or index \(missing.joined(separator: ", ")) (schema \(schemaVersion) has all of "
+                    + (tables + ["events_by_phone"]).joined(separator: ", ") + ")"
+            )
+        }
+    }
+
+    /// Settings of the store's connection, before it reads anything (those of an image, with a larger cache).
+    static func configureReading(_ connection: SQLiteConnection) throws(FlashError) {
+        try FlashStore.configureReading(connection)
+        // One connection for the whole fleet: a batch of 10,000 phones touches tens of MB of pages, which must not
+        // spill into the file (each spill costs a journal fsync) before COMMIT.
+        try connection.execute("PRAGMA cache_size = -\(cacheKibibytes)")
+    }
+
+    /// Settings of a connection that writes, once the file is known to be a fleet store: those of an image
+    /// (rollback journal, synchronous=FULL), with `secure_delete=FAST`, which zeroes deleted content only on pages
+    /// a batch writes anyway: FULL would rewrite every freed page of every replaced parameter table, each batch.
+    static func configureWriting(_ connection: SQLiteConnection) throws(FlashError) {
+        try FlashStore.configureWriting(connection)
+        try connection.execute("PRAGMA secure_delete = FAST")
+    }
+
+    /// A `corrupt` error that says "fleet store".
+    static func damaged(_ path: String, _ detail: String) -> FlashError {
+        FlashError(
+            kind: .corrupt,
+            path: path,
+            message: "fleet store \(path) is damaged: \(detail); restore it from a copy, or start the fleet on a new "
+                + "store (extract the phones you need first with vphone flash extract)"
+        )
+    }
+}

@@ -1,0 +1,251 @@
+import PhoneCore
+
+// MARK: - Pending changes
+
+/// What one phone changed since the last batch, in order: all the memory a fleet store keeps per phone.
+struct PendingWrite {
+    /// The phone is new: the batch makes its identity and state rows (keeping them if they exist).
+    var create: Identity?
+    /// A factory reset happened: the batch clears the phone's rows and logs this, then writes `changes`.
+    var reset: LogEntry?
+    /// Everything applied since (or since the last batch), merged: later writes win.
+    var changes = FlashChanges()
+
+    /// Appends a later write. A reset wipes whatever came before it (but not the identity).
+    mutating func append(_ later: PendingWrite, eventLimit: Int) {
+        if create == nil { create = later.create }
+        if let reset = later.reset {
+            self.reset = reset
+            changes = later.changes
+        } else {
+            changes.merge(later.changes)
+        }
+        compact(eventLimit: eventLimit)
+    }
+
+    /// The snapshot after this write, exactly as the batch leaves the phone's rows.
+    func applied(to snapshot: FlashSnapshot) -> FlashSnapshot {
+        let base = reset == nil ? snapshot : FlashSnapshot(identity: snapshot.identity)
+        return base.applying(changes)
+    }
+
+    /// Bounds memory when a phone changes often between batches (or batches fail for a while): `merge` appends, and
+    /// only the last entry per key matters, as only the newest `eventLimit` events do.
+    private mutating func compact(eventLimit: Int) {
+        if changes.events.count > eventLimit { changes.events.removeFirst(changes.events.count - eventLimit) }
+        if changes.savedFiles.count > FileKind.allCases.count {
+            changes.savedFiles = lastPerKey(changes.savedFiles, \.kind)
+        }
+        if changes.fileStatus.count > FileKind.allCases.count {
+            changes.fileStatus = lastPerKey(changes.fileStatus, \.kind)
+        }
+        if changes.rootCertificates.count > 3 {
+            changes.rootCertificates = lastPerKey(changes.rootCertificates, \.slot)
+        }
+        if changes.setLocalEdits.count > 32 { changes.setLocalEdits = lastPerKey(changes.setLocalEdits, \.name) }
+        if changes.removeLocalEdits.count > 32 {
+            changes.removeLocalEdits = lastPerKey(changes.removeLocalEdits, \.self)
+        }
+    }
+
+    /// The last entry for each key, in the order of those last entries.
+    private func lastPerKey<T, K: Hashable>(_ list: [T], _ key: (T) -> K) -> [T] {
+        var seen = Set<K>()
+        var out: [T] = []
+        for item in list.reversed() where seen.insert(key(item)).inserted { out.append(item) }
+        return out.reversed()
+    }
+}
+
+extension FleetStore {
+    // MARK: - Writing one phone's rows
+
+    /// Writes one phone's pending changes, inside the batch's transaction: the statements of `FlashStore.write`,
+    /// each restricted to the phone's MAC.
+    func write(_ pending: PendingWrite, for mac: MAC) throws(FlashError) {
+        let key = mac.upper
+        if let identity = pending.create {
+            try connection.run(
+                "INSERT INTO identity (mac, model, firmware, created_at) VALUES (?1, ?2, ?3, ?4) "
+                    + "ON CONFLICT (mac) DO NOTHING",
+                cached: true,
+                key,
+                identity.model,
+                identity.firmware,
+                identity.createdAt.millisecondsSinceEpoch
+            )
+            try connection.run(
+                "INSERT INTO state (mac, boot_count) VALUES (?1, 0) ON CONFLICT (mac) DO NOTHING",
+                cached: true,
+                key
+            )
+        }
+        if let reset = pending.reset {
+            // spec §9: everything but the identity; then the reset logs itself.
+            for table in [
+                "saved_files", "parameters", "local_edits", "timers", "file_status", "file_key",
+                "root_certificates", "events",
+            ] {
+                try connection.run("DELETE FROM \(table) WHERE mac = ?1", cached: true, key)
+            }
+            try setBootCount(0, key)
+            try append(reset, key)
+        }
+        let changes = pending.changes
+        if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
+        for file in changes.savedFiles {
+            try connection.run(
+                "INSERT INTO saved_files (mac, kind, url, body, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body = excluded.body, "
+                    + "saved_at = excluded.saved_at",
+                cached: true,
+                key,
+                file.kind.rawValue,
+                file.url,
+                file.body,
+                file.savedAt.millisecondsSinceEpoch
+            )
+        }
+        if let parameters = changes.parameters {
+            try connection.run("DELETE FROM parameters WHERE mac = ?1", cached: true, key)
+            // In name order: the rows go to the end of the phone's range in key order, page after page.
+            for (name, parameter) in parameters.sorted(by: { $0.key < $1.key }) {
+                try connection.run(
+                    "INSERT INTO parameters (mac, name, value, source, perm, access) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    cached: true,
+                    key,
+                    name,
+                    parameter.value,
+                    parameter.source.rawValue,
+                    parameter.perm,
+                    parameter.access
+                )
+            }
+        }
+        for edit in changes.setLocalEdits {
+            try connection.run(
+                "INSERT INTO local_edits (mac, name, value, edited_at) VALUES (?1, ?2, ?3, ?4) "
+                    + "ON CONFLICT (mac, name) DO UPDATE SET value = excluded.value, edited_at = excluded.edited_at",
+                cached: true,
+                key,
+                edit.name,
+                edit.value,
+                edit.editedAt.millisecondsSinceEpoch
+            )
+        }
+        for name in changes.removeLocalEdits {
+            try connection.run("DELETE FROM local_edits WHERE mac = ?1 AND name = ?2", cached: true, key, name)
+        }
+        for timer in changes.cancelTimers {
+            try connection.run("DELETE FROM timers WHERE mac = ?1 AND kind = ?2", cached: true, key, timer.rawValue)
+        }
+        for (timer, dueAt) in changes.armTimers {
+            try connection.run(
+                "INSERT INTO timers (mac, kind, due_at) VALUES (?1, ?2, ?3) ON CONFLICT (mac, kind) "
+                    + "DO UPDATE SET due_at = excluded.due_at",
+                cached: true,
+                key,
+                timer.rawValue,
+                dueAt.millisecondsSinceEpoch
+            )
+        }
+        for status in changes.fileStatus {
+            try connection.run(
+                "INSERT INTO file_status (mac, kind, url, outcome, reason, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, outcome = excluded.outcome, "
+                    + "reason = excluded.reason, at = excluded.at",
+                cached: true,
+                key,
+                status.kind.rawValue,
+                status.url,
+                status.outcome.rawValue,
+                status.reason,
+                status.at.millisecondsSinceEpoch
+            )
+        }
+        // Same order as FlashSnapshot.applying: the key, then certificates set, then certificates removed.
+        switch changes.fileKey {
+        case .install(let fileKey):
+            try connection.run(
+                "INSERT INTO file_key (mac, key, installed_at, source_url) VALUES (?1, ?2, ?3, ?4) "
+                    + "ON CONFLICT (mac) DO UPDATE SET key = excluded.key, installed_at = excluded.installed_at, "
+                    + "source_url = excluded.source_url",
+                cached: true,
+                key,
+                fileKey.key,
+                fileKey.installedAt.millisecondsSinceEpoch,
+                fileKey.sourceURL
+            )
+        case .clear:
+            try connection.run("DELETE FROM file_key WHERE mac = ?1", cached: true, key)
+        case nil:
+            break
+        }
+        for certificate in changes.rootCertificates {
+            try connection.run(
+                "INSERT INTO root_certificates (mac, slot, url, pem, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                    + "ON CONFLICT (mac, slot) DO UPDATE SET url = excluded.url, pem = excluded.pem, "
+                    + "saved_at = excluded.saved_at",
+                cached: true,
+                key,
+                certificate.slot,
+                certificate.url,
+                certificate.pem,
+                certificate.savedAt.millisecondsSinceEpoch
+            )
+        }
+        for slot in changes.removeRootCertificates {
+            try connection.run("DELETE FROM root_certificates WHERE mac = ?1 AND slot = ?2", cached: true, key, slot)
+        }
+        if !changes.events.isEmpty {
+            for event in changes.events { try append(event, key) }
+        }
+        if pending.reset != nil || !changes.events.isEmpty {
+            // seq grows by one per entry of the phone and only its oldest are deleted, so its newest `eventLimit`
+            // entries are those with the top `eventLimit` seqs.
+            try connection.run(
+                "DELETE FROM events WHERE mac = ?1 AND seq <= (SELECT max(seq) FROM events WHERE mac = ?1) - ?2",
+                cached: true,
+                key,
+                eventLimit
+            )
+        }
+    }
+
+    private func setBootCount(_ count: Int, _ key: String) throws(FlashError) {
+        try connection.run("UPDATE state SET boot_count = ?2 WHERE mac = ?1", cached: true, key, count)
+    }
+
+    private func append(_ event: LogEntry, _ key: String) throws(FlashError) {
+        try connection.run(
+            "INSERT INTO events (mac, seq, at, boot, level, kind, message, fields) VALUES "
+                + "(?1, (SELECT coalesce(max(seq), 0) + 1 FROM events WHERE mac = ?1), ?2, ?3, ?4, ?5, ?6, ?7)",
+            cached: true,
+            key,
+            event.at.millisecondsSinceEpoch,
+            event.boot,
+            event.level.rawValue,
+            event.kind,
+            event.message,
+            EventFields.encode(event.fields)
+        )
+    }
+
+    /// Refuses, at `apply`, what the schema would refuse in the batch: a batch is shared by the whole fleet, so one
+    /// phone's bad change must not fail everyone's writes.
+    static func validate(_ changes: FlashChanges, mac: MAC, path: String) throws(FlashError) {
+        var problems: [String] = []
+        if let bootCount = changes.bootCount, bootCount < 0 { problems.append("boot count \(bootCount) is negative") }
+        for slot in changes.rootCertificates.map(\.slot) where !(1...3).contains(slot) {
+            problems.append("root certificate slot \(slot) is outside 1...3")
+        }
+        guard problems.isEmpty else {
+            throw FlashError(
+                kind: .io,
+                path: path,
+                message: "fleet store \(path) refused a write for phone \(mac): \(problems.joined(separator: "; ")); "
+                    + "nothing was changed"
+            )
+        }
+    }
+}

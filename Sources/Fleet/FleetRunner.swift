@@ -1,0 +1,235 @@
+import Dispatch
+import Flash
+import FleetReport
+import Foundation
+import Logging
+import PhoneCore
+import PhoneRuntime
+import Transport
+
+/// How phones arrive (an open model: each phone has an intended start, and its latency counts from there, so a slow
+/// server cannot hide behind phones that start late).
+public enum ArrivalSchedule: Sendable, Equatable {
+    /// All at once: the power-restore storm.
+    case storm
+    /// `n` new phones a second until `--count` have started.
+    case ramp(perSecond: Double)
+    /// A steady stream of `n` phones a second for the whole `--duration`.
+    case rate(perSecond: Double)
+
+    /// Seconds after the start at which phone `index` is meant to power on.
+    public func intendedStart(of index: Int) -> Double {
+        switch self {
+        case .storm: return 0
+        case .ramp(let n), .rate(let n): return Double(index) / n
+        }
+    }
+}
+
+/// Everything `vphone fleet` was told.
+public struct FleetOptions: Sendable {
+    public var count: Int
+    public var macStart: MAC
+    public var discovery: DiscoveryOptions
+    public var schedule: ArrivalSchedule = .storm
+    /// Phone time after which a `--duration` run stops (nil: stop when every phone has finished booting).
+    public var durationMs: Int64?
+    public var timeScale: Double = 1
+    /// Fraction (0...1) by which each timer firing is spread.
+    public var jitter: Double = 0
+    /// Source addresses, one per phone in turn (`CURLOPT_INTERFACE`).
+    public var sourceAddresses: [String] = []
+    public var loops: Int = 1
+    public var maxInFlightPerLoop: Int = 256
+    public var tls = PhoneRuntime.TLSOptions()
+    /// The shard this process runs (`--shard K/N`), for the report.
+    public var shardLabel: String?
+
+    public init(count: Int, macStart: MAC, discovery: DiscoveryOptions) {
+        self.count = count
+        self.macStart = macStart
+        self.discovery = discovery
+    }
+}
+
+/// Where each phone's flash lives in a fleet run.
+public protocol FleetFlashProvider: Sendable {
+    /// The flash of the phone with this identity (created factory-fresh when new).
+    func flash(for identity: Identity) throws(FlashError) -> any FlashBackend
+    /// Writes everything still buffered.
+    func flush() throws(FlashError)
+}
+
+/// Flash in memory only (no `--store`).
+public struct MemoryFleetFlash: FleetFlashProvider {
+    public init() {}
+    public func flash(for identity: Identity) throws(FlashError) -> any FlashBackend {
+        MemoryFlash(FlashSnapshot(identity: identity), retain: false)
+    }
+    public func flush() throws(FlashError) {}
+}
+
+/// Runs many phones in one process, each the same `PhoneMachine` and `PhoneRuntime` as `vphone boot`
+/// (ARCHITECTURE rule 2), on one shared libcurl engine; fleet mode adds only scheduling and measurement.
+public final class FleetRunner: Sendable {
+    public let options: FleetOptions
+    public let stats: FleetStats
+    private let profile: PreparedProfile
+    private let transport: any Transport
+    private let flash: any FleetFlashProvider
+    private let logger: Logger
+
+    public init(
+        options: FleetOptions,
+        profile: PreparedProfile,
+        transport: any Transport,
+        flash: any FleetFlashProvider = MemoryFleetFlash(),
+        stats: FleetStats,
+        logger: Logger
+    ) {
+        self.options = options
+        self.profile = profile
+        self.transport = transport
+        self.flash = flash
+        self.stats = stats
+        self.logger = logger
+    }
+
+    /// Runs the fleet: every phone's boot-time provisioning, then (with a duration) its timers until the end.
+    /// - Returns: the wall time of the run, in seconds.
+    public func run() async throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let clock = ScaledClock(scale: options.timeScale)
+        let stop = options.durationMs.map { clock.now().adding(milliseconds: $0) }
+        let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
+        let count = arrivals()
+        let bodies = BodyInterner()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<count {
+                let intended = options.schedule.intendedStart(of: index)
+                // Wait for this phone's intended start (an open model: the schedule does not wait for replies).
+                let target = start + UInt64(intended * 1e9)
+                let now = DispatchTime.now().uptimeNanoseconds
+                if target > now { try await Task.sleep(nanoseconds: target - now) }
+                if let stop, clock.now() >= stop { break }
+                let mac = options.macStart.advanced(by: UInt64(index))
+                let identity = Identity(
+                    mac: mac,
+                    model: profile.profile.model,
+                    firmware: profile.profile.firmwareVersion,
+                    createdAt: clock.now()
+                )
+                let backend = try flash.flash(for: identity)
+                let snapshot = try backend.load()
+                let machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
+                let source = options.sourceAddresses.isEmpty
+                    ? nil : options.sourceAddresses[index % options.sourceAddresses.count]
+                let stats = self.stats
+                let runtime = PhoneRuntime(
+                    machine: machine,
+                    store: backend,
+                    transport: PhoneTransport(inner: transport, mac: mac, sourceAddress: source),
+                    clock: clock,
+                    logger: quiet,
+                    tls: options.tls,
+                    timerJitter: options.jitter,
+                    bodies: bodies,
+                    onFetch: { record in Self.record(record, into: stats) }
+                )
+                group.addTask {
+                    let report = await runtime.powerOn()
+                    let done = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    stats.recordPhone(
+                        mac: mac.upper,
+                        outcome: Self.outcomeName(report?.outcome),
+                        intendedStartS: intended,
+                        completedAtS: done,
+                        latencyUs: Int64((done - intended) * 1e6),
+                        files: Self.fileOutcomes(report),
+                        error: Self.firstError(report)
+                    )
+                    if let stop { await runtime.run(until: stop) }
+                    await runtime.shutdown()
+                }
+            }
+            try await group.waitForAll()
+        }
+        try flash.flush()
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// How many phones start: `--count`, or for `--rate` over a duration, rate × duration (at most `--count`).
+    func arrivals() -> Int {
+        if case .rate(let n) = options.schedule, let ms = options.durationMs {
+            let realSeconds = Double(ms) / 1000 / options.timeScale
+            return min(options.count, max(1, Int(n * realSeconds)))
+        }
+        return options.count
+    }
+
+    static func outcomeName(_ outcome: CycleOutcome?) -> String {
+        switch outcome {
+        case .provisioned: return "provisioned"
+        case .fellBack: return "fell_back"
+        case .unconfigured, nil: return "failed"
+        }
+    }
+
+    static func fileOutcomes(_ report: CycleReport?) -> [String: String] {
+        var out: [String: String] = [:]
+        for (k, v) in report?.files ?? [:] { out[k.rawValue] = v.outcome.rawValue }
+        return out
+    }
+
+    static func firstError(_ report: CycleReport?) -> String? {
+        guard let report else { return "stopped before the boot-time provisioning finished" }
+        return FileKind.allCases.compactMap { k in report.files[k].flatMap { $0.reason.isEmpty ? nil : "\(k.rawValue): \($0.reason)" } }.first
+    }
+
+    static func record(_ record: FetchRecord, into stats: FleetStats) {
+        let file: String
+        switch record.order.target {
+        case .file(let k): file = k.rawValue
+        case .rootCertificate: file = "certificate"
+        }
+        switch record.result {
+        case .success(let r):
+            stats.recordRequest(
+                file: file,
+                outcome: "ok",
+                httpStatus: r.status,
+                dnsUs: r.timings.dnsUs,
+                connectUs: r.timings.connectUs,
+                tlsUs: r.timings.tlsUs,
+                firstByteUs: r.timings.firstByteUs,
+                totalUs: r.timings.totalUs
+            )
+        case .failure(let f):
+            stats.recordRequest(
+                file: file,
+                outcome: f.kind.rawValue,
+                httpStatus: f.httpStatus,
+                dnsUs: f.timings.dnsUs,
+                connectUs: f.timings.connectUs,
+                tlsUs: f.timings.tlsUs,
+                firstByteUs: f.timings.firstByteUs,
+                totalUs: f.timings.totalUs
+            )
+        }
+    }
+}
+
+/// One phone's view of the shared engine: its own connection group (a phone never borrows another phone's
+/// connection, even with the `reuseConnection` quirk) and its own source address (`--source-ips`).
+struct PhoneTransport: Transport {
+    let inner: any Transport
+    let mac: MAC
+    let sourceAddress: String?
+
+    func fetch(_ request: FetchRequest, completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void) {
+        var r = request
+        r.connectionGroup = mac.value
+        if let sourceAddress { r.sourceInterface = "host!\(sourceAddress)" }
+        inner.fetch(r, completion: completion)
+    }
+}

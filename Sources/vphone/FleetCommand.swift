@@ -1,0 +1,320 @@
+import ArgumentParser
+import Fleet
+import FleetReport
+import FlyingFox
+import Foundation
+import Logging
+import PhoneCore
+import PhoneRuntime
+import Transport
+
+struct FleetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Run many virtual phones in one process against a provisioning server and measure it.",
+        discussion: """
+            Every phone is a full phone (the same code as vphone boot): its own flash state, key, timers, fallback, \
+            User-Agent and connections. Latency is timed from each phone's intended start (an open model), so a slow \
+            server cannot hide behind phones that start late. Without --duration the fleet exits when every phone has \
+            finished its boot-time provisioning.
+
+            Exit codes: 0; 1 a --fail-if threshold was crossed; 64 bad command line; 65 unusable profile or store.
+            """
+    )
+
+    @Option(help: "How many phones.") var count: Int
+    @Option(help: "MAC of the first phone; the others follow consecutively.") var macStart: MAC = MAC("0080F0000001")!
+    @Option(help: "Initial-file URL every phone uses (as if set by hand).") var provURL: String?
+    @Option(name: .customLong("dhcp-option66"), help: "DHCP option 66 value handed to every phone.") var option66: String?
+    @OptionGroup var profileOption: ProfileOption
+
+    @Flag(help: "All phones at once: the power-restore case (the default).") var storm = false
+    @Option(help: "Start N phones a second until --count have started (e.g. 200/s).") var ramp: RateArgument?
+    @Option(help: "A steady stream of N phones a second for the whole --duration (e.g. 50/s).") var rate: RateArgument?
+    @Option(help: "Keep running for this much phone time (90s, 10m, 2h, 7d): cyclic resyncs, retries.")
+    var duration: DurationArgument?
+    @Option(help: "Spread each timer firing by up to this fraction of its delay (e.g. 10%).") var jitter: PercentArgument?
+    @Option(help: "Run the phones' clocks K times faster than real time.") var timeScale: Double = 1
+
+    @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
+    @Option(help: "libcurl loop threads.") var loops: Int = 1
+    @Option(help: "Transfers in flight per loop; the rest wait their turn.") var maxInFlight: Int = 256
+    @Option(help: "PEM file of extra root certificates for HTTPS.") var caFile: String?
+    @Flag(help: "Do not verify HTTPS certificates (labs only).") var insecure = false
+
+    @Option(help: "The fleet store: one SQLite database for every phone's flash (default: memory only).")
+    var store: String?
+    @Option(help: "Write the JSON report here.") var report: String?
+    @Option(help: "Write per-phone outcomes as CSV here.") var csv: String?
+    @Option(help: "Write an HTML report with charts here.") var html: String?
+    @Option(help: "Serve Prometheus metrics on this port (127.0.0.1) while the fleet runs.") var metricsPort: UInt16?
+    @Option(help: "Fail (exit 1) when a threshold is crossed: 'p99>500ms', 'failed>0', 'phones_per_s<100'. Repeatable.")
+    var failIf: [String] = []
+    @Option(help: "Run shard K of N (e.g. 2/4): a disjoint slice of the MAC range; merge reports with vphone report merge.")
+    var shard: ShardArgument?
+    @Flag(help: "No progress line (for CI).") var quiet = false
+    @OptionGroup var logging: LoggingOptions
+
+    func validate() throws {
+        guard count > 0, count <= 1_000_000 else { throw ValidationError("--count must be 1...1000000, got \(count)") }
+        if [storm, ramp != nil, rate != nil].filter({ $0 }).count > 1 {
+            throw ValidationError("choose one arrival schedule: --storm, --ramp N/s or --rate N/s")
+        }
+        if rate != nil && duration == nil { throw ValidationError("--rate needs --duration (a stream lasts a while)") }
+        guard timeScale > 0, timeScale.isFinite else { throw ValidationError("--time-scale must be positive") }
+        guard (1...64).contains(loops) else { throw ValidationError("--loops must be 1...64") }
+        guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
+        if provURL == nil && option66 == nil { throw ValidationError("give --prov-url URL (or --dhcp-option66)") }
+        let macros = MacroContext(mac: macStart, model: "KX-UTG300", firmware: "0")
+        if let provURL {
+            do { _ = try ProvisioningURL.candidates(provURL, macros: macros) } catch {
+                throw ValidationError("--prov-url: \(error.reason)")
+            }
+        }
+        for t in failIf {
+            do { _ = try Threshold.parse(t) } catch { throw ValidationError("--fail-if '\(t)': \(error)") }
+        }
+        if let sourceIps { _ = try CIDR.addresses(sourceIps) }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ValidationError("--ca-file \(caFile): no such readable file")
+        }
+    }
+
+    func run() async throws {
+        let logger = logging.bootstrap(label: "vphone.fleet")
+        let profile = try profileOption.load()
+        let thresholds = try failIf.map { try Threshold.parse($0) }
+        // A shard runs a disjoint slice of the phones: [k*count/n, (k+1)*count/n).
+        var first = 0
+        var mine = count
+        if let shard {
+            first = count * (shard.k - 1) / shard.n
+            mine = count * shard.k / shard.n - first
+        }
+        var options = FleetOptions(
+            count: mine,
+            macStart: macStart.advanced(by: UInt64(first)),
+            discovery: DiscoveryOptions(provisioningURL: provURL, option66: option66)
+        )
+        if let ramp { options.schedule = .ramp(perSecond: ramp.perSecond) }
+        if let rate { options.schedule = .rate(perSecond: rate.perSecond) }
+        options.durationMs = duration?.milliseconds
+        options.timeScale = timeScale
+        options.jitter = jitter?.fraction ?? 0
+        options.sourceAddresses = try sourceIps.map { try CIDR.addresses($0) } ?? []
+        options.loops = loops
+        options.maxInFlightPerLoop = maxInFlight
+        options.tls = .init(extraCAFile: caFile, insecure: insecure)
+        options.shardLabel = shard.map { "\($0.k)/\($0.n)" }
+        if insecure { logger.warning("TLS VERIFICATION IS OFF (--insecure)") }
+
+        let flash: any FleetFlashProvider
+        if let store {
+            do {
+                flash = try FleetStoreProvider(path: store)
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+        } else {
+            flash = MemoryFleetFlash()
+        }
+        let transport: CurlTransport
+        do {
+            transport = try CurlTransport(loops: loops, maxInFlightPerLoop: maxInFlight)
+        } catch {
+            fail("cannot start libcurl: \(error)")
+            throw ExitCode(70)
+        }
+        let stats = FleetStats(startedAt: Date(), shard: options.shardLabel, expectedPhones: options.count)
+        let runner = FleetRunner(
+            options: options,
+            profile: PreparedProfile(profile),
+            transport: transport,
+            flash: flash,
+            stats: stats,
+            logger: logger
+        )
+        let metrics = try await startMetrics(stats: stats)
+        let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
+        let duration: Double
+        do {
+            duration = try await runner.run()
+        } catch {
+            progress?.cancel()
+            fail("fleet stopped: \(error)")
+            throw Exit.data
+        }
+        progress?.cancel()
+        transport.shutdown()
+        await metrics?.stop(timeout: 1)
+        let result = stats.report(durationS: duration)
+        if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        print(Self.summary(result))
+        try write(result.json(), to: report)
+        try write(Array(stats.csv().utf8), to: csv)
+        try write(Array(result.html(title: "vphone fleet: \(options.count) phones").utf8), to: html)
+        let violations = thresholds.compactMap { $0.violation(in: result) }
+        for v in violations { fail("threshold crossed: \(v)") }
+        if !violations.isEmpty { throw ExitCode(1) }
+    }
+
+    static func summary(_ r: FleetReport) -> String {
+        func ms(_ v: Double) -> String { String(format: "%.1f ms", v) }
+        var lines = [
+            String(
+                format: "%d phones in %.2f s: %d provisioned, %d fell back, %d failed; %.0f phones/s, %.0f requests/s",
+                r.phones, r.durationS, r.provisioned, r.fellBack, r.failed, r.phonesPerS, r.requestsPerS
+            ),
+            "phone latency (from intended start): p50 \(ms(r.latencyMs.p50))  p90 \(ms(r.latencyMs.p90))  "
+                + "p99 \(ms(r.latencyMs.p99))  max \(ms(r.latencyMs.max))",
+        ]
+        if !r.errors.isEmpty {
+            lines.append("errors: " + r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func write(_ bytes: [UInt8], to path: String?) throws {
+        guard let path else { return }
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+            fail("cannot write \(path)")
+            throw Exit.data
+        }
+    }
+
+    private func startProgress(stats: FleetStats, total: Int) -> Task<Void, Never> {
+        let tty = isatty(2) != 0
+        return Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: tty ? 500_000_000 : 10_000_000_000)
+                if Task.isCancelled { break }
+                let line = stats.progress().line
+                FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
+            }
+        }
+    }
+
+    private func startMetrics(stats: FleetStats) async throws -> HTTPServer? {
+        guard let metricsPort else { return nil }
+        let started = Date()
+        let server = HTTPServer(address: try .inet(ip4: "127.0.0.1", port: metricsPort))
+        await server.appendRoute("GET /metrics") { _ in
+            let text = stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
+            return HTTPResponse(
+                statusCode: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: Data(text.utf8)
+            )
+        }
+        Task { try? await server.run() }
+        try await server.waitUntilListening(timeout: 5)
+        return server
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Work with fleet reports.",
+        subcommands: [Merge.self]
+    )
+
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Merge the JSON reports of several shards exactly (histograms merged, not averaged)."
+        )
+        @Argument(help: "The shard reports (JSON).") var reports: [String]
+        @Option(help: "Write the merged JSON report here (default: standard output).") var to: String?
+        @Option(help: "Also write an HTML report here.") var html: String?
+
+        func validate() throws {
+            if reports.isEmpty { throw ValidationError("give at least one report") }
+        }
+
+        func run() throws {
+            var parsed: [FleetReport] = []
+            for path in reports {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    fail("\(path): cannot read")
+                    throw Exit.data
+                }
+                do {
+                    parsed.append(try FleetReport(json: data))
+                } catch {
+                    fail("\(path): not a vphone fleet report: \(error)")
+                    throw Exit.data
+                }
+            }
+            let merged: FleetReport
+            do { merged = try FleetReport.merge(parsed) } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+            if let to {
+                FileManager.default.createFile(atPath: to, contents: Data(merged.json()))
+            } else {
+                print(String(decoding: merged.json(), as: UTF8.self))
+            }
+            if let html {
+                FileManager.default.createFile(atPath: html, contents: Data(merged.html(title: "vphone fleet (merged)").utf8))
+            }
+        }
+    }
+}
+
+/// `200/s` or `200`.
+struct RateArgument: ExpressibleByArgument {
+    var perSecond: Double
+    init?(argument: String) {
+        let t = argument.hasSuffix("/s") ? String(argument.dropLast(2)) : argument
+        guard let v = Double(t), v > 0, v.isFinite else { return nil }
+        perSecond = v
+    }
+    static var defaultValueDescription: String { "N/s, e.g. 200/s" }
+}
+
+/// `10%` or `0.1`.
+struct PercentArgument: ExpressibleByArgument {
+    var fraction: Double
+    init?(argument: String) {
+        let v: Double?
+        if argument.hasSuffix("%") { v = Double(argument.dropLast()).map { $0 / 100 } } else { v = Double(argument) }
+        guard let v, (0...1).contains(v) else { return nil }
+        fraction = v
+    }
+}
+
+/// `K/N` with 1 <= K <= N.
+struct ShardArgument: ExpressibleByArgument {
+    var k: Int
+    var n: Int
+    init?(argument: String) {
+        let parts = argument.split(separator: "/")
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(k) else {
+            return nil
+        }
+        self.k = k
+        self.n = n
+    }
+    static var defaultValueDescription: String { "K/N, e.g. 1/4" }
+}
+
+/// IPv4 CIDR blocks, expanded to their host addresses.
+enum CIDR {
+    static func addresses(_ text: String) throws -> [String] {
+        let parts = text.split(separator: "/")
+        let octets = parts.first?.split(separator: ".").compactMap { UInt32($0) } ?? []
+        guard parts.count == 2, octets.count == 4, octets.allSatisfy({ $0 < 256 }), let bits = Int(parts[1]),
+            (16...32).contains(bits)
+        else {
+            throw ValidationError("--source-ips \(text): expected an IPv4 CIDR block like 127.0.1.0/24 (/16 to /32)")
+        }
+        let base = octets.reduce(0) { $0 << 8 | $1 } & (bits == 32 ? ~0 : ~((1 << (32 - bits)) - 1))
+        let size = UInt32(1) << (32 - bits)
+        return (0..<size).map { i in
+            let a = base + i
+            return "\(a >> 24).\(a >> 16 & 255).\(a >> 8 & 255).\(a & 255)"
+        }
+    }
+}

@@ -1,0 +1,442 @@
+import Foundation
+import PhoneCore
+import Testing
+
+@testable import Flash
+
+// MARK: - Support
+
+/// The identity of the `index`-th phone of a test fleet.
+func fleetIdentity(_ index: Int) -> Identity {
+    Identity(
+        mac: testMAC.advanced(by: UInt64(index)),
+        model: "KX-UTG300",
+        firmware: "03.210",
+        createdAt: at(Int64(index))
+    )
+}
+
+/// What the `index`-th phone persists in one provisioning cycle: different for every phone and cycle, touching
+/// saved files, parameters, file outcomes, timers and the log.
+func fleetCycle(
+    _ index: Int,
+    cycle: Int,
+    files: Int = 3,
+    fileSize: Int = 500,
+    parameterCount: Int = 25,
+    events: Int = 8
+)
+    -> FlashChanges
+{
+    let time = Int64(cycle) * 1_000_000 + Int64(index)
+    var changes = FlashChanges()
+    changes.bootCount = cycle
+    changes.savedFiles = FileKind.deviceFiles.prefix(files).map {
+        SavedFile(
+            kind: $0,
+            url: "http://prov.example/\(index)/\($0).cfg",
+            body: body(fileSize, seed: UInt8(truncatingIfNeeded: index &+ cycle)),
+            savedAt: at(time)
+        )
+    }
+    changes.parameters = Dictionary(
+        uniqueKeysWithValues: (0..<parameterCount).map {
+            (
+                "PARAM_\($0)",
+                Parameter(name: "PARAM_\($0)", value: "p\(index)c\(cycle)v\($0)", source: .master, perm: "RW")
+            )
+        }
+    )
+    changes.fileStatus = FileKind.allCases.map {
+        FileStatus(kind: $0, url: "http://prov.example/\($0).cfg", outcome: .downloaded, reason: "", at: at(time))
+    }
+    changes.armTimers = [.cyclic: at(time + 600_000)]
+    changes.cancelTimers = [.retry]
+    changes.events = (0..<events).map {
+        LogEntry(
+            at: at(time + Int64($0)),
+            boot: cycle,
+            kind: "fetch",
+            message: "phone \(index) cycle \(cycle) event \($0)",
+            fields: ["url": "http://prov.example/x", "status": "200"]
+        )
+    }
+    return changes
+}
+
+/// SQLite's integrity check of any database file, "ok" when whole.
+func integrityCheck(_ path: String) throws -> [String] {
+    let connection = try SQLiteConnection(path: path, mode: .readOnly)
+    defer { connection.close() }
+    var problems: [String] = []
+    try connection.query("PRAGMA integrity_check", table: "test") { (row) throws(FlashError) in
+        problems.append(try row.text(0))
+    }
+    return problems
+}
+
+func fileMode(_ path: String) throws -> Int {
+    (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+}
+
+// MARK: - Tests
+
+@Suite("Fleet store: every phone's flash in one file, written in batches")
+struct FleetStoreTests {
+    let directory: TemporaryDirectory
+    let path: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        path = directory.file("fleet.db")
+    }
+
+    @Test func aNewStoreIsAFleetStoreWithMode0600AndARollbackJournal() throws {
+        let store = try FleetStore.openOrCreate(at: path)
+        defer { store.close() }
+        #expect(try fileMode(path) == 0o600)
+        #expect(try rawInteger(path, "PRAGMA application_id") == Int64(FleetStore.applicationID))
+        #expect(try rawInteger(path, "PRAGMA user_version") == Int64(FleetStore.schemaVersion))
+        var mode = ""
+        try store.withDatabase { () throws(FlashError) in
+            try store.connection.query("PRAGMA journal_mode", table: "test") { (row) throws(FlashError) in
+                mode = try row.text(0)
+            }
+        }
+        #expect(mode == "delete")
+        #expect(try store.macs().isEmpty)
+        #expect(try store.count() == 0)
+    }
+
+    @Test func aNewPhoneIsFactoryFreshAndWrittenByTheNextBatch() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        #expect(try flash.load() == FlashSnapshot(identity: testIdentity))
+        #expect(try flash.events() == [])
+        #expect(try store.macs() == [testMAC])
+        #expect(try store.count() == 1)
+        #expect(try rawInteger(path, "SELECT count(*) FROM identity") == 0)  // not yet written
+
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM identity") == 1)
+        #expect(try rawInteger(path, "SELECT boot_count FROM state WHERE mac = '0080F0C571EB'") == 0)
+        #expect(try flash.load() == FlashSnapshot(identity: testIdentity))
+        #expect(try store.macs() == [testMAC])
+    }
+
+    @Test func loadAndEventsSeePendingChangesAndFlushWritesThem() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        let flash = try store.phone(testIdentity)
+        let changes = everyPartChanges(boot: 1)
+        try flash.apply(changes)
+        #expect(try flash.load() == snapshotAfter(changes))
+        #expect(try flash.events() == changes.events)
+        #expect(try rawInteger(path, "SELECT count(*) FROM parameters") == 0)
+
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM parameters") == Int64(changes.parameters?.count ?? 0))
+        #expect(try flash.load() == snapshotAfter(changes))
+        #expect(try flash.events() == changes.events)
+
+        // A second change on top of the stored one, seen before and after its batch.
+        var second = everyPartChanges(boot: 2)
+        second.parameters = ["ONLY": Parameter(name: "ONLY", value: "v", source: .standard)]
+        second.removeLocalEdits = ["TIME_ZONE"]
+        second.cancelTimers = [.cyclic]
+        second.fileKey = .clear
+        second.removeRootCertificates = [3]
+        let expected = snapshotAfter(changes).applying(second)
+        try flash.apply(second)
+        #expect(try flash.load() == expected)
+        #expect(try flash.events() == changes.events + second.events)
+        #expect(try flash.events(boot: 2) == second.events)
+        #expect(try flash.events(limit: 3) == Array((changes.events + second.events).suffix(3)))
+        try store.flush()
+        #expect(try flash.load() == expected)
+        #expect(try flash.events(boot: 1, limit: 2) == Array(changes.events.suffix(2)))
+        flash.close()
+        store.close()
+
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        let again = try reopened.phone(testIdentity)
+        #expect(try again.load() == expected)
+        #expect(try again.events() == changes.events + second.events)
+    }
+
+    @Test func reopeningResumesEveryPhonesFlashAndKeepsTheFirstIdentity() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        var expected: [MAC: FlashSnapshot] = [:]
+        for index in 0..<50 {
+            let flash = try store.phone(fleetIdentity(index))
+            let changes = fleetCycle(index, cycle: 1, events: index % 5)
+            try flash.apply(changes)
+            expected[fleetIdentity(index).mac] = FlashSnapshot(identity: fleetIdentity(index)).applying(changes)
+            flash.close()
+        }
+        store.close()  // writes what is pending
+
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        #expect(try reopened.macs() == (0..<50).map { fleetIdentity($0).mac })
+        for index in 0..<50 {
+            // The identity stored first stays: a phone's identity never changes (spec §9).
+            var asked = fleetIdentity(index)
+            asked.firmware = "99.999"
+            let flash = try reopened.phone(asked)
+            #expect(try flash.load() == expected[asked.mac])
+            #expect(try flash.events().count == index % 5)
+        }
+        let newcomer = try reopened.phone(fleetIdentity(50))
+        #expect(try newcomer.load() == FlashSnapshot(identity: fleetIdentity(50)))
+        #expect(try reopened.count() == 51)
+    }
+
+    @Test func factoryResetKeepsTheIdentityClearsTheRestAndLogsItself() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        let other = try store.phone(fleetIdentity(1))
+        try flash.apply(everyPartChanges(boot: 3))
+        try other.apply(fleetCycle(1, cycle: 1))
+        try store.flush()
+
+        let reset = LogEntry(at: at(9_000), boot: 3, level: .warning, kind: "factory-reset", message: "Reset")
+        try flash.factoryReset(event: reset)
+        #expect(try flash.load() == FlashSnapshot(identity: testIdentity))
+        #expect(try flash.events() == [reset])
+        var after = FlashChanges()
+        after.bootCount = 1
+        after.events = [LogEntry(at: at(9_001), boot: 1, kind: "state", message: "Powered on")]
+        try flash.apply(after)
+        let expected = FlashSnapshot(identity: testIdentity).applying(after)
+        #expect(try flash.load() == expected)
+        #expect(try flash.events() == [reset] + after.events)
+
+        try store.flush()
+        #expect(try flash.load() == expected)
+        #expect(try flash.events() == [reset] + after.events)
+        for table in ["saved_files", "parameters", "local_edits", "file_status", "file_key", "root_certificates"] {
+            #expect(try rawInteger(path, "SELECT count(*) FROM \(table) WHERE mac = '0080F0C571EB'") == 0, "\(table)")
+        }
+        // The other phone is untouched.
+        #expect(try other.load() == FlashSnapshot(identity: fleetIdentity(1)).applying(fleetCycle(1, cycle: 1)))
+    }
+
+    @Test func eachPhonesEventLogIsTrimmedToItsNewestEntries() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600), eventLimit: 5)
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        let other = try store.phone(fleetIdentity(1))
+        func entries(_ range: Range<Int>, boot: Int = 1) -> [LogEntry] {
+            range.map { LogEntry(at: at(Int64($0)), boot: boot, kind: "k", message: "e\($0)") }
+        }
+        var changes = FlashChanges()
+        changes.events = entries(0..<3)
+        try flash.apply(changes)
+        try other.apply(changes)
+        try store.flush()
+        changes.events = entries(3..<7, boot: 2)
+        try flash.apply(changes)
+        // Pending and stored together, trimmed as the batch will trim them.
+        #expect(try flash.events() == entries(2..<3) + entries(3..<7, boot: 2))
+        #expect(try flash.events(boot: 1) == entries(2..<3))
+        try store.flush()
+        #expect(try flash.events() == entries(2..<3) + entries(3..<7, boot: 2))
+        #expect(try rawInteger(path, "SELECT count(*) FROM events WHERE mac = '0080F0C571EB'") == 5)
+        #expect(try other.events() == entries(0..<3))
+
+        // More than the limit in one batch, and across many applies between batches.
+        for index in 7..<30 {
+            changes.events = entries(index..<(index + 1), boot: 3)
+            try flash.apply(changes)
+        }
+        #expect(try flash.events() == entries(25..<30, boot: 3))
+        try store.flush()
+        #expect(try flash.events() == entries(25..<30, boot: 3))
+        #expect(try flash.events(limit: 2) == entries(28..<30, boot: 3))
+        #expect(try rawInteger(path, "SELECT count(*) FROM events WHERE mac = '0080F0C571EB'") == 5)
+    }
+
+    @Test func aChangeTheSchemaWouldRefuseIsRefusedAtApplyNotInTheSharedBatch() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        let other = try store.phone(fleetIdentity(1))
+        try other.apply(fleetCycle(1, cycle: 1))
+        var bad = FlashChanges()
+        bad.rootCertificates = [RootCertificate(slot: 4, url: "https://p/ca.pem", pem: testPEM, savedAt: at(1))]
+        bad.bootCount = 7
+        expectFlashError(.io, path: path, mentioning: ["slot 4", "0080F0C571EB", "nothing was changed"]) {
+            try flash.apply(bad)
+        }
+        #expect(try flash.load().bootCount == 0)
+        try store.flush()  // the others' batch goes through
+        #expect(try other.load().bootCount == 1)
+    }
+
+    @Test func aFailedBatchKeepsItsChangesAndTheNextBatchWritesThem() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        try store.flush()
+        try rawSQL(path, "CREATE TRIGGER fail BEFORE INSERT ON parameters BEGIN SELECT RAISE(ABORT, 'injected'); END;")
+        let first = fleetCycle(0, cycle: 1)
+        try flash.apply(first)
+        expectFlashError(.io, path: path, mentioning: ["injected"]) { try store.flush() }
+        #expect(store.failure?.message.contains("injected") == true)
+        #expect(store.statistics.failedBatches == 1)
+        // Nothing of the batch was written, but the phone still sees its change, and more come on top.
+        #expect(try rawInteger(path, "SELECT count(*) FROM file_status") == 0)
+        let second = fleetCycle(0, cycle: 2)
+        try flash.apply(second)
+        let expected = FlashSnapshot(identity: testIdentity).applying(first).applying(second)
+        #expect(try flash.load() == expected)
+
+        try rawSQL(path, "DROP TRIGGER fail")
+        try store.flush()
+        #expect(store.failure == nil)
+        #expect(try flash.load() == expected)
+        #expect(try flash.events() == first.events + second.events)
+        #expect(try rawInteger(path, "SELECT boot_count FROM state") == 2)
+    }
+
+    @Test func batchesRunInTheBackgroundWithoutFlush() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .milliseconds(20))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        try flash.apply(fleetCycle(0, cycle: 1))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try rawInteger(path, "SELECT count(*) FROM parameters") == 0, ContinuousClock.now < deadline {
+            usleep(10_000)
+        }
+        #expect(try rawInteger(path, "SELECT count(*) FROM parameters") == 25)
+        #expect(store.statistics.batches >= 1)
+    }
+
+    @Test func onePhoneRuntimePerMACAndClosedThingsSaySo() throws {
+        let store = try FleetStore.openOrCreate(at: path)
+        let flash = try store.phone(testIdentity)
+        expectFlashError(.locked, path: path, mentioning: ["0080F0C571EB", "already running"]) {
+            _ = try store.phone(testIdentity)
+        }
+        try flash.apply(fleetCycle(0, cycle: 1))
+        flash.close()
+        expectFlashError(.io, path: path, mentioning: ["closed"]) { _ = try flash.load() }
+        let again = try store.phone(testIdentity)  // allowed once closed, and sees the pending change
+        #expect(try again.load().bootCount == 1)
+        store.close()
+        expectFlashError(.io, path: path, mentioning: ["closed"]) { try again.apply(fleetCycle(0, cycle: 2)) }
+        expectFlashError(.io, path: path, mentioning: ["closed"]) { _ = try again.load() }
+        expectFlashError(.io, path: path, mentioning: ["closed"]) { _ = try store.phone(fleetIdentity(1)) }
+        store.close()  // idempotent
+        let reopened = try FleetStore.open(at: path)
+        defer { reopened.close() }
+        #expect(try reopened.phone(testIdentity).load().bootCount == 1)
+    }
+
+    // MARK: - Extract
+
+    @Test func anExtractedPhoneIsAWholeSinglePhoneImage() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        try flash.apply(everyPartChanges(boot: 1))
+        try store.flush()
+        var second = everyPartChanges(boot: 2)
+        second.removeRootCertificates = [1]
+        try flash.apply(second)  // still pending: extract flushes it first
+        let neighbour = try store.phone(fleetIdentity(1))
+        try neighbour.apply(fleetCycle(1, cycle: 1))
+
+        let image = directory.file("out/phone.flash")
+        try store.extract(mac: testMAC, to: image)
+        let extracted = try FlashStore.open(at: image)
+        defer { extracted.close() }
+        #expect(try extracted.load() == flash.load())
+        #expect(try extracted.events() == flash.events())
+        #expect(try extracted.readIdentity() == testIdentity)
+        try extracted.integrityCheck()
+        #expect(try fileMode(image) == 0o600)
+
+        // From a store opened by another vphone (the CLI), read-only.
+        let readOnly = try FleetStore.open(at: path, readOnly: true)
+        defer { readOnly.close() }
+        try readOnly.extract(mac: fleetIdentity(1).mac, to: directory.file("neighbour.flash"))
+        #expect(try FlashStore.open(at: directory.file("neighbour.flash")).load() == neighbour.load())
+    }
+
+    @Test func extractRefusesAnUnknownMACAndAnExistingTarget() throws {
+        let store = try FleetStore.openOrCreate(at: path)
+        defer { store.close() }
+        _ = try store.phone(testIdentity)
+        let image = directory.file("phone.flash")
+        expectFlashError(.notFound, path: path, mentioning: ["no phone 0080F0C571FF", "1 phone"]) {
+            try store.extract(mac: testMAC.advanced(by: 20), to: image)
+        }
+        #expect(!FileManager.default.fileExists(atPath: image))
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: image))
+        expectFlashError(.alreadyExists, path: image, mentioning: ["already exists", "--to"]) {
+            try store.extract(mac: testMAC, to: image)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == Data("keep me".utf8))
+    }
+
+    // MARK: - Refusals
+
+    @Test func aSinglePhonesImageIsNotAFleetStoreAndTheOtherWayRound() throws {
+        let image = directory.file("phone.flash")
+        try FlashStore.create(at: image, identity: testIdentity).close()
+        let before = try Data(contentsOf: URL(fileURLWithPath: image))
+        expectFlashError(.notAnImage, path: image, mentioning: ["single phone's flash image, not a fleet store"]) {
+            _ = try FleetStore.openOrCreate(at: image)
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: image)) == before)
+
+        try FleetStore.openOrCreate(at: path).close()
+        expectFlashError(.notAnImage, path: path, mentioning: ["fleet store", "vphone flash extract"]) {
+            _ = try FlashStore.open(at: path)
+        }
+    }
+
+    @Test func filesThatAreNotFleetStoresAreRefusedUntouched() throws {
+        let random = directory.file("random.db")
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919 &+ 13) }).write(to: URL(fileURLWithPath: random))
+        expectFlashError(.notSQLite, path: random, mentioning: ["not a vphone fleet store"]) {
+            _ = try FleetStore.openOrCreate(at: random)
+        }
+        let empty = directory.file("empty.db")
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        expectFlashError(.notSQLite, path: empty, mentioning: ["empty"]) { _ = try FleetStore.openOrCreate(at: empty) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: empty)).isEmpty)
+
+        let foreign = directory.file("foreign.db")
+        try rawSQL(foreign, "CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        expectFlashError(.notAnImage, path: foreign, mentioning: ["not a vphone fleet store", "VPHF"]) {
+            _ = try FleetStore.openOrCreate(at: foreign)
+        }
+
+        try FleetStore.openOrCreate(at: path).close()
+        try rawSQL(path, "PRAGMA user_version = 2")
+        expectFlashError(.newerSchema, path: path, mentioning: ["newer vphone", "upgrade vphone"]) {
+            _ = try FleetStore.openOrCreate(at: path)
+        }
+        try rawSQL(path, "PRAGMA user_version = 1; DROP INDEX events_by_phone;")
+        expectFlashError(.corrupt, path: path, mentioning: ["events_by_phone"]) {
+            _ = try FleetStore.openOrCreate(at: path)
+        }
+
+        let missing = directory.file("missing.db")
+        expectFlashError(.notFound, path: missing, mentioning: ["no fleet store"]) {
+            _ = try FleetStore.open(at: missing)
+        }
+        #expect(!FileManager.default.fileExists(atPath: missing))
+    }
+
+    @Test func aDamagedMACInTheStoreIsReportedNotGuessed() throws {
+        try FleetStore.openOrCreate(at: path).close()
+        try rawSQL(path, "INSERT INTO identity VALUES ('nonsense', 'm', 'f', 0)")
+        expectFlashError(.corrupt, path: path, mentioning: ["nonsense"]) { _ = try FleetStore.openOrCreate(at: path) }
+    }
+}

@@ -1,0 +1,149 @@
+import Flash
+import Foundation
+import PhoneCore
+import Testing
+import VPhoneTesting
+
+/// `vphone fleet` against a real nginx: counts that agree with the server's own access log.
+@Suite("vphone fleet against nginx", .serialized)
+struct FleetTests {
+    static let first = MAC("0080F0100001")!
+
+    /// A tree with a standard file for each of `count` phones, and the example product and master files.
+    func fleetServer(count: Int, extraConfig: String = "") throws -> ProvServer {
+        let server = try ProvServer(extraConfig: extraConfig)
+        let template = try String(contentsOfFile: server.root + "/Config0080F0C571EB.cfg", encoding: .utf8)
+        for i in 0..<count {
+            let mac = Self.first.advanced(by: UInt64(i)).upper
+            try server.write("Config\(mac).cfg", template.replacingOccurrences(of: ">201<", with: ">\(1000 + i)<"))
+        }
+        return server
+    }
+
+    func report(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+
+    func fleet(_ server: ProvServer, _ extra: [String], count: Int = 200, cwd: String) throws -> Run {
+        try vphone(
+            ["fleet", "--count", "\(count)", "--mac-start", Self.first.upper, "--prov-url", server.base, "--quiet"]
+                + extra,
+            cwd: cwd
+        )
+    }
+
+    @Test func twoHundredPhonesAllProvisionedAndTheServerAgrees() throws {
+        let server = try fleetServer(count: 200)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let r = try fleet(server, ["--report", "r.json", "--csv", "r.csv", "--html", "r.html", "--store", "s.db"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        let rep = try report(dir + "/r.json")
+        #expect(rep["phones"] as? Int == 200)
+        #expect(rep["provisioned"] as? Int == 200)
+        #expect(rep["failed"] as? Int == 0)
+        #expect(rep["requests"] as? Int == 800)
+        let log = try server.requests(atLeast: 800)
+        #expect(log.count == 800)
+        // every phone asked for its own standard file, with its own exact User-Agent
+        let expected = Set((0..<200).map { Self.first.advanced(by: UInt64($0)) })
+        let agents = Set(log.compactMap { line -> String? in
+            let parts = line.split(separator: "\"")
+            return parts.count > 3 ? String(parts[3]) : nil
+        })
+        #expect(agents == Set(expected.map { "Panasonic_KX-UTG300/03.210 (\($0.lower))" }))
+        let asked = Set(log.compactMap { line -> String? in
+            guard let r = line.range(of: "GET /Config0080F01"), let end = line[r.upperBound...].firstIndex(of: ".") else {
+                return nil
+            }
+            return "0080F01" + line[r.upperBound..<end]
+        })
+        #expect(asked == Set(expected.map(\.upper)))
+        // a phone never borrows another phone's connection: 800 requests, 800 connections
+        #expect(Set(log.map { $0.split(separator: " ").dropLast().last ?? "" }).count == 800)
+        let csv = try String(contentsOfFile: dir + "/r.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 201)
+        #expect(try String(contentsOfFile: dir + "/r.html", encoding: .utf8).contains("<svg"))
+
+        // Any phone of the load test can be pulled out and booted alone, with the same configuration.
+        let phone = Self.first.advanced(by: 42)
+        #expect(try vphone(["flash", "extract", "s.db", "--mac", phone.upper, "--to", "p.flash"], cwd: dir).code == 0)
+        let before = try configShow(flash: dir + "/p.flash", cwd: dir)
+        #expect(before["PHONE_NUMBER_1"]! == ("1042", "standard"))
+        let alone = try vphone(["boot", "--flash", "p.flash", "--prov-url", server.base, "--once"], cwd: dir)
+        #expect(alone.code == 0, "\(alone.stderr)")
+        let after = try configShow(flash: dir + "/p.flash", cwd: dir)
+        #expect(after.mapValues(\.value) == before.mapValues(\.value))
+    }
+
+    @Test func failureClassesAreCountedExactly() throws {
+        // 10% of MACs get 404 for their standard file; 5% get a server that stalls.
+        var stalled: [String] = []
+        for i in stride(from: 1, to: 200, by: 20) { stalled.append(Self.first.advanced(by: UInt64(i)).upper) }
+        let stall = stalled.map { "location = /Config\($0).cfg { limit_rate 1; }" }.joined(separator: "\n")
+        let server = try fleetServer(count: 200, extraConfig: stall)
+        for i in stride(from: 0, to: 200, by: 10) {
+            try server.remove("Config\(Self.first.advanced(by: UInt64(i)).upper).cfg")
+        }
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        // A profile whose phones give up after 1.5 s.
+        var profile = try String(contentsOfFile: TestProfiles.utg300Path, encoding: .utf8)
+        profile = profile.replacingOccurrences(of: "\"totalTimeoutMs\": 60000", with: "\"totalTimeoutMs\": 1500")
+        try profile.write(toFile: dir + "/fast.json", atomically: true, encoding: .utf8)
+        let r = try fleet(server, ["--report", "r.json", "--profile", dir + "/fast.json"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        let rep = try report(dir + "/r.json")
+        #expect(rep["provisioned"] as? Int == 170)
+        #expect(rep["fell_back"] as? Int == 30)
+        let errors = rep["errors"] as? [String: Int] ?? [:]
+        #expect(errors["http_status"] == 20)
+        #expect(errors["timeout"] == 10)
+        let statuses = rep["http_status"] as? [String: Int] ?? [:]
+        #expect(statuses["404"] == 20)
+
+        // --fail-if sets the exit code
+        let failing = try fleet(server, ["--profile", dir + "/fast.json", "--fail-if", "fell_back>0"], cwd: dir)
+        #expect(failing.code == 1)
+        #expect(failing.stderr.contains("fell_back"))
+        let passing = try fleet(server, ["--profile", dir + "/fast.json", "--fail-if", "failed>0"], cwd: dir)
+        #expect(passing.code == 0, "\(passing.stderr)")
+    }
+
+    @Test func shardReportsMergeToTheUnshardedCounts() throws {
+        let server = try fleetServer(count: 200)
+        for i in stride(from: 3, to: 200, by: 7) {
+            try server.remove("Config\(Self.first.advanced(by: UInt64(i)).upper).cfg")
+        }
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        #expect(try fleet(server, ["--report", "all.json"], cwd: dir).code == 0)
+        for k in 1...3 {
+            #expect(try fleet(server, ["--report", "s\(k).json", "--shard", "\(k)/3"], cwd: dir).code == 0)
+        }
+        let merged = try vphone(["report", "merge", "s1.json", "s2.json", "s3.json", "--to", "m.json"], cwd: dir)
+        #expect(merged.code == 0, "\(merged.stderr)")
+        let all = try report(dir + "/all.json")
+        let m = try report(dir + "/m.json")
+        for key in ["phones", "provisioned", "fell_back", "failed", "requests"] {
+            #expect(m[key] as? Int == all[key] as? Int, "\(key)")
+        }
+        #expect(m["errors"] as? [String: Int] == all["errors"] as? [String: Int])
+        #expect(m["http_status"] as? [String: Int] == all["http_status"] as? [String: Int])
+    }
+
+    @Test func badFleetCommandLines() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        for args in [
+            ["fleet", "--count", "0", "--prov-url", "http://127.0.0.1:1/"],
+            ["fleet", "--count", "5", "--prov-url", "file:///etc/passwd"],
+            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--fail-if", "p99>>3"],
+            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--shard", "4/3"],
+            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--source-ips", "300.0.0.0/24"],
+        ] {
+            let r = try vphone(args, cwd: dir)
+            #expect(r.code == 64, "\(args): \(r.stderr)")
+        }
+        try "not a database".write(toFile: dir + "/bad.db", atomically: true, encoding: .utf8)
+        let r = try vphone(["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--store", "bad.db"], cwd: dir)
+        #expect(r.code == 65, "\(r.stderr)")
+    }
+}
