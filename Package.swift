@@ -10,6 +10,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swhitty/FlyingFox", from: "0.27.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // MARK: - C libraries, each wrapped by exactly one Swift module (ARCHITECTURE rule 3)
@@ -28,11 +30,25 @@ let package = Package(
             name: "PhoneRuntime",
             dependencies: ["PhoneCore", "Transport", "Flash", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(
+            name: "ControlAPI",
+            dependencies: ["PhoneRuntime", "PhoneCore", .product(name: "FlyingFox", package: "FlyingFox")]
+        ),
+        .target(name: "FleetReport", dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
+        .target(
+            name: "Fleet",
+            dependencies: [
+                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "FleetReport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "vphone",
             dependencies: [
-                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats", "Crypto",
+                "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats", "Crypto", "ControlAPI",
+                "FleetReport", "Fleet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -41,6 +57,8 @@ let package = Package(
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
+        .testTarget(name: "ControlAPITests", dependencies: ["ControlAPI", "PhoneRuntime", "VPhoneTesting"]),
         .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "Crypto", "VPhoneTesting"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),

@@ -88,6 +88,14 @@ extension FlashStore {
         try connection.query("PRAGMA user_version", table: "(header)") { (row) throws(FlashError) in
             version = try row.int64(0)
         }
+        if applicationID == Int64(FleetStore.applicationID) {
+            throw FlashError(
+                kind: .notAnImage,
+                path: path,
+                message: "\(path) is a vphone fleet store (the flash of many phones), not a single phone's flash "
+                    + "image: pull one phone out with vphone flash extract \(path) --mac MAC --to IMAGE"
+            )
+        }
         guard applicationID == Int64(Self.applicationID) else {
             throw FlashError(
                 kind: .notAnImage,

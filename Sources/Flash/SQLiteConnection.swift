@@ -104,14 +104,17 @@ final class SQLiteConnection {
 
     /// Runs one query, calling `row` for each result row.
     ///
-    /// - Parameter table: names the table in the message when a column holds a value this vphone cannot read.
+    /// - Parameters:
+    ///   - table: names the table in the message when a column holds a value this vphone cannot read.
+    ///   - cached: keep the prepared statement for the next call (the fleet store's per-phone reads).
     func query(
         _ sql: String,
         table: String,
+        cached: Bool = false,
         _ arguments: any SQLBindable...,
         row: (Row) throws(FlashError) -> Void
     ) throws(FlashError) {
-        try withStatement(sql, cached: false) { (statement) throws(FlashError) in
+        try withStatement(sql, cached: cached) { (statement) throws(FlashError) in
             try statement.bind(arguments)
             let current = Row(statement: statement, table: table)
             while try statement.step() { try row(current) }

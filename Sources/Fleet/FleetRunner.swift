@@ -122,7 +122,8 @@ public final class FleetRunner: Sendable {
                 let backend = try flash.flash(for: identity)
                 let snapshot = try backend.load()
                 let machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
-                let source = options.sourceAddresses.isEmpty
+                let source =
+                    options.sourceAddresses.isEmpty
                     ? nil : options.sourceAddresses[index % options.sourceAddresses.count]
                 let stats = self.stats
                 let runtime = PhoneRuntime(
@@ -183,7 +184,9 @@ public final class FleetRunner: Sendable {
 
     static func firstError(_ report: CycleReport?) -> String? {
         guard let report else { return "stopped before the boot-time provisioning finished" }
-        return FileKind.allCases.compactMap { k in report.files[k].flatMap { $0.reason.isEmpty ? nil : "\(k.rawValue): \($0.reason)" } }.first
+        return FileKind.allCases.compactMap { k in
+            report.files[k].flatMap { $0.reason.isEmpty ? nil : "\(k.rawValue): \($0.reason)" }
+        }.first
     }
 
     static func record(_ record: FetchRecord, into stats: FleetStats) {

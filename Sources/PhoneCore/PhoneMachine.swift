@@ -778,7 +778,10 @@ public struct PhoneMachine: Sendable {
                     "decision",
                     "\(name): the \(winner.source.rawValue) value wins over "
                         + losers.map(\.rawValue).joined(separator: ", "),
-                    ["parameter": name, "winner": winner.source.rawValue, "over": losers.map(\.rawValue).joined(separator: ",")]
+                    [
+                        "parameter": name, "winner": winner.source.rawValue,
+                        "over": losers.map(\.rawValue).joined(separator: ","),
+                    ]
                 )
             }
             for name in merged.keptLocalEdits {
@@ -806,7 +809,11 @@ public struct PhoneMachine: Sendable {
         // Timers (spec §7), from the configuration now in force.
         let settings = TimerSettings(value: value)
         for p in settings.problems { step.log(.warning, "config", p) }
-        let plan = settings.plan(now: step.now, bootedAt: bootedAt ?? step.now, failed: outcome != .provisioned || c.certificateFailures > 0)
+        let plan = settings.plan(
+            now: step.now,
+            bootedAt: bootedAt ?? step.now,
+            failed: outcome != .provisioned || c.certificateFailures > 0
+        )
         for kind in TimerKind.allCases {
             if let at = plan[kind] {
                 timers[kind] = at

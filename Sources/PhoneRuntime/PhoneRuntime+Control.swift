@@ -27,7 +27,11 @@ public struct PhoneStatus: Sendable {
 
 /// Why a control request was refused.
 public struct ControlError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unknownParameter = "unknown_parameter", readOnly = "read_only", flash, stopped }
+    public enum Kind: String, Sendable {
+        case unknownParameter = "unknown_parameter"
+        case readOnly = "read_only"
+        case flash, stopped
+    }
     public var kind: Kind
     public var message: String
     public var description: String { message }

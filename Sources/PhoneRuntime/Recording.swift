@@ -73,7 +73,9 @@ public enum Recording {
     public static func load(_ dir: String) throws(RecordingError) -> Manifest {
         let path = dir + "/recording.json"
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw RecordingError(message: "recording \(dir): no recording.json (make one with vphone boot --record DIR)")
+            throw RecordingError(
+                message: "recording \(dir): no recording.json (make one with vphone boot --record DIR)"
+            )
         }
         let manifest: Manifest
         do {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ControlAPI
 import Dispatch
 import Flash
 import Foundation
@@ -65,13 +66,31 @@ struct Boot: AsyncParsableCommand {
     @Flag(help: "Do not verify HTTPS certificates (labs only; logged loudly).")
     var insecure = false
 
+    @Option(
+        help:
+            "Serve the control and status API (GET /status, /config, /events, /healthz, a status page at /; POST /resync, /reboot, /factory-reset; PUT /config/NAME) on this port. Off unless given."
+    )
+    var httpPort: Int?
+
+    @Option(help: "Address the control API binds (default 127.0.0.1: this host only; 0.0.0.0 in a container).")
+    var httpBind: String = "127.0.0.1"
+
+    @Option(help: "Require this admin password (user admin, HTTP Basic) on the control API; /healthz stays open.")
+    var adminPassword: String?
+
+    @Option(help: "Read the admin password from the first line of this file (a Docker secret).")
+    var adminPasswordFile: String?
+
     @Flag(help: "Boot a copy of the flash image and leave the image itself untouched (its path is printed at the end).")
     var snapshot = false
 
     @Option(help: "Record every exchange with the server (URL, status, body) and the flash as it was, into DIR.")
     var record: String?
 
-    @Option(help: "Serve the phone from a recording made with --record DIR, with no network and a virtual clock that starts when the recording did. Boots a copy of the recorded flash, or the image given with --flash (add --snapshot to boot a copy of it). Implies --once unless --duration.")
+    @Option(
+        help:
+            "Serve the phone from a recording made with --record DIR, with no network and a virtual clock that starts when the recording did. Boots a copy of the recorded flash, or the image given with --flash (add --snapshot to boot a copy of it). Implies --once unless --duration."
+    )
     var replay: String?
 
     func validate() throws {
@@ -194,11 +213,30 @@ struct Boot: AsyncParsableCommand {
         )
         defer {
             if target.path != location.path {
-                fail("booted a copy, \(target.path); the original is untouched. See: vphone events --flash \(target.path) --timeline")
+                fail(
+                    "booted a copy, \(target.path); the original is untouched. See: vphone events --flash \(target.path) --timeline"
+                )
             }
         }
 
         let stopper = SignalStopper(runtime: runtime)
+        var api: ControlServer?
+        if let httpPort {
+            do {
+                let auth = try ControlAuth(password: adminPassword, passwordFile: adminPasswordFile)
+                api = try await ControlServer.start(
+                    runtime: runtime,
+                    port: httpPort,
+                    bind: httpBind,
+                    auth: auth,
+                    logger: logger
+                )
+            } catch {
+                fail("\(error)")
+                await runtime.shutdown()
+                throw Exit.usage
+            }
+        }
         var last = await runtime.powerOn()
         if !once, last != nil {
             let stop = duration.map { clock.now().adding(milliseconds: $0.milliseconds) }
@@ -207,6 +245,7 @@ struct Boot: AsyncParsableCommand {
             await loop.value
             last = await runtime.machine.lastReport
         }
+        await api?.stop()
         await runtime.shutdown()
         curl?.shutdown()
         let flashError = await runtime.flashError

@@ -103,7 +103,8 @@ enum Timeline {
                 + (f["encrypted"] == "yes" ? ", decrypted" : "")
         case "fetch-failed":
             let status = f["status"].map { "HTTP \($0)" } ?? (f["class"] ?? "failed")
-            return "   \(pad(file)) ✗ \(status): \(e.message.components(separatedBy: ": ").dropFirst().joined(separator: ": "))"
+            return
+                "   \(pad(file)) ✗ \(status): \(e.message.components(separatedBy: ": ").dropFirst().joined(separator: ": "))"
         case "invalid-file":
             return "   \(pad(file)) ✗ invalid: \(f["reason"] ?? e.message)" + (f["line"].map { " (line \($0))" } ?? "")
         case "fallback":

@@ -14,13 +14,13 @@ import Darwin
 struct FlashCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flash",
-        abstract: "Inspect, export, import, compare and build flash images.",
+        abstract: "Inspect, export, import, compare and build flash images; extract one from a fleet store.",
         discussion: """
             A flash image is one phone's flash: one SQLite file (Storage/README.md). These commands never change \
             an existing image: an image that is missing, not an image, from a newer vphone, truncated or damaged is \
             refused with a message saying which, and exit code 65.
             """,
-        subcommands: [Info.self, Export.self, Import.self, Diff.self, FromConfig.self]
+        subcommands: [Info.self, Export.self, Import.self, Diff.self, FromConfig.self, Extract.self]
     )
 
     // MARK: - info
@@ -286,6 +286,45 @@ struct FlashCommand: ParsableCommand {
             print(
                 "built \(to) for \(mac) (\(profile.model)) from \(kinds): \(changes.parameters?.count ?? 0) parameter(s)"
             )
+        }
+    }
+}
+
+// MARK: - extract
+
+extension FlashCommand {
+    struct Extract: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pull one phone out of a fleet store as a normal flash image.",
+            discussion: """
+                STORE is the file of vphone fleet --store. The image holds everything the phone had: identity, \
+                boot count, saved files, parameters, local edits, timers, file outcomes, key, root certificates and \
+                its event log (a fleet store keeps each phone's newest 1,000 entries), so a phone that failed in a \
+                load test can be booted, inspected or replayed alone. The image is written whole or not at all, and \
+                never over an existing file. A store left by a crash is first rolled back to its last whole batch.
+                """
+        )
+
+        @Argument(help: "The fleet store.") var store: String
+
+        @Option(help: "The phone's MAC address, 12 hex digits.") var mac: MAC
+
+        @Option(help: "The new flash image (must not exist).") var to: String
+
+        func run() throws {
+            if sameFile(to, store) {
+                fail("--to \(to) is the fleet store itself: extract to a new file")
+                throw Exit.usage
+            }
+            do {
+                let fleet = try FleetStore.open(at: store)
+                defer { fleet.close() }
+                try fleet.extract(mac: mac, to: to)
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+            print("extracted \(mac) from \(store) into \(to)")
         }
     }
 }

@@ -25,7 +25,8 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "How many phones.") var count: Int
     @Option(help: "MAC of the first phone; the others follow consecutively.") var macStart: MAC = MAC("0080F0000001")!
     @Option(help: "Initial-file URL every phone uses (as if set by hand).") var provURL: String?
-    @Option(name: .customLong("dhcp-option66"), help: "DHCP option 66 value handed to every phone.") var option66: String?
+    @Option(name: .customLong("dhcp-option66"), help: "DHCP option 66 value handed to every phone.") var option66:
+        String?
     @OptionGroup var profileOption: ProfileOption
 
     @Flag(help: "All phones at once: the power-restore case (the default).") var storm = false
@@ -33,7 +34,8 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "A steady stream of N phones a second for the whole --duration (e.g. 50/s).") var rate: RateArgument?
     @Option(help: "Keep running for this much phone time (90s, 10m, 2h, 7d): cyclic resyncs, retries.")
     var duration: DurationArgument?
-    @Option(help: "Spread each timer firing by up to this fraction of its delay (e.g. 10%).") var jitter: PercentArgument?
+    @Option(help: "Spread each timer firing by up to this fraction of its delay (e.g. 10%).") var jitter:
+        PercentArgument?
     @Option(help: "Run the phones' clocks K times faster than real time.") var timeScale: Double = 1
 
     @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
@@ -50,7 +52,9 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "Serve Prometheus metrics on this port (127.0.0.1) while the fleet runs.") var metricsPort: UInt16?
     @Option(help: "Fail (exit 1) when a threshold is crossed: 'p99>500ms', 'failed>0', 'phones_per_s<100'. Repeatable.")
     var failIf: [String] = []
-    @Option(help: "Run shard K of N (e.g. 2/4): a disjoint slice of the MAC range; merge reports with vphone report merge.")
+    @Option(
+        help: "Run shard K of N (e.g. 2/4): a disjoint slice of the MAC range; merge reports with vphone report merge."
+    )
     var shard: ShardArgument?
     @Flag(help: "No progress line (for CI).") var quiet = false
     @OptionGroup var logging: LoggingOptions
@@ -164,13 +168,21 @@ struct FleetCommand: AsyncParsableCommand {
         var lines = [
             String(
                 format: "%d phones in %.2f s: %d provisioned, %d fell back, %d failed; %.0f phones/s, %.0f requests/s",
-                r.phones, r.durationS, r.provisioned, r.fellBack, r.failed, r.phonesPerS, r.requestsPerS
+                r.phones,
+                r.durationS,
+                r.provisioned,
+                r.fellBack,
+                r.failed,
+                r.phonesPerS,
+                r.requestsPerS
             ),
             "phone latency (from intended start): p50 \(ms(r.latencyMs.p50))  p90 \(ms(r.latencyMs.p90))  "
                 + "p99 \(ms(r.latencyMs.p99))  max \(ms(r.latencyMs.max))",
         ]
         if !r.errors.isEmpty {
-            lines.append("errors: " + r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            lines.append(
+                "errors: " + r.errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            )
         }
         return lines.joined(separator: "\n")
     }
@@ -257,7 +269,10 @@ struct ReportCommand: ParsableCommand {
                 print(String(decoding: merged.json(), as: UTF8.self))
             }
             if let html {
-                FileManager.default.createFile(atPath: html, contents: Data(merged.html(title: "vphone fleet (merged)").utf8))
+                FileManager.default.createFile(
+                    atPath: html,
+                    contents: Data(merged.html(title: "vphone fleet (merged)").utf8)
+                )
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct VPhone: AsyncParsableCommand {
@@ -11,6 +12,15 @@ struct VPhone: AsyncParsableCommand {
             64 bad command line; 65 unusable flash file or profile.
             """,
         version: "0.1.0",
-        subcommands: [Boot.self, Config.self, Events.self, FactoryReset.self]
+        subcommands: [
+            Boot.self, Config.self, Events.self, FactoryReset.self, FlashCommand.self, FleetCommand.self,
+            ReportCommand.self, Crypt.self,
+        ]
     )
+
+    /// `VPHONE_*` environment variables stand for `vphone boot` flags not given (containers configure that way).
+    static func main() async {
+        let args = Array(CommandLine.arguments.dropFirst())
+        await main(argumentsWithEnvironment(args, ProcessInfo.processInfo.environment))
+    }
 }

@@ -224,6 +224,44 @@ struct FleetStoreTests {
         #expect(try other.load() == FlashSnapshot(identity: fleetIdentity(1)).applying(fleetCycle(1, cycle: 1)))
     }
 
+    @Test func whileABatchIsWrittenPhonesApplyAndNewPhonesLoadWithoutWaiting() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        let flash = try store.phone(testIdentity)
+        let first = everyPartChanges(boot: 1)
+        try flash.apply(first)
+        let second = {
+            var changes = FlashChanges()
+            changes.bootCount = 2
+            changes.events = [LogEntry(at: at(7_000), boot: 2, kind: "state", message: "Powered on")]
+            return changes
+        }()
+        // The hook runs inside the batch, on the flushing thread, which holds the database: anything here that
+        // waited for the batch would deadlock.
+        let seen = Locked<(FlashSnapshot?, [MAC]?, FlashSnapshot?)>((nil, nil, nil))
+        try store.withDatabase { () throws(FlashError) in
+            store.duringBatch = {
+                let during = try? store.load(testMAC)
+                let macs = try? store.macs()
+                try? store.accept(PendingWrite(changes: second), for: testMAC)
+                seen.set((during, macs, try? store.load(testMAC)))
+            }
+        }
+        try store.flush()
+        let (during, macs, afterApply) = seen.get()
+        #expect(during == snapshotAfter(first))
+        #expect(macs == [testMAC])
+        #expect(afterApply == snapshotAfter(first).applying(second))
+        // The change made during the batch is pending for the next one.
+        try store.withDatabase { () throws(FlashError) in store.duringBatch = nil }
+        #expect(try rawInteger(path, "SELECT boot_count FROM state") == 1)
+        #expect(try flash.load() == snapshotAfter(first).applying(second))
+        #expect(try flash.events() == first.events + second.events)
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT boot_count FROM state") == 2)
+        #expect(store.statistics.batches == 2)
+    }
+
     @Test func eachPhonesEventLogIsTrimmedToItsNewestEntries() throws {
         let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600), eventLimit: 5)
         defer { store.close() }

@@ -28,8 +28,10 @@ struct CrashTests {
         for trial in 0..<trials {
             try server.write("ConfigCom.cfg", versions[trial % 2])
             let running = try startVPhone(
-                ["boot", "--mac", mac, "--flash", flash, "--prov-url", server.base, "--time-scale", "600000",
-                 "--log-level", "critical"],
+                [
+                    "boot", "--mac", mac, "--flash", flash, "--prov-url", server.base, "--time-scale", "600000",
+                    "--log-level", "critical",
+                ],
                 cwd: dir
             )
             usleep(UInt32.random(in: 2_000...120_000, using: &random))

@@ -36,7 +36,11 @@ struct FleetTests {
     @Test func twoHundredPhonesAllProvisionedAndTheServerAgrees() throws {
         let server = try fleetServer(count: 200)
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
-        let r = try fleet(server, ["--report", "r.json", "--csv", "r.csv", "--html", "r.html", "--store", "s.db"], cwd: dir)
+        let r = try fleet(
+            server,
+            ["--report", "r.json", "--csv", "r.csv", "--html", "r.html", "--store", "s.db"],
+            cwd: dir
+        )
         #expect(r.code == 0, "\(r.stderr)")
         let rep = try report(dir + "/r.json")
         #expect(rep["phones"] as? Int == 200)
@@ -47,17 +51,22 @@ struct FleetTests {
         #expect(log.count == 800)
         // every phone asked for its own standard file, with its own exact User-Agent
         let expected = Set((0..<200).map { Self.first.advanced(by: UInt64($0)) })
-        let agents = Set(log.compactMap { line -> String? in
-            let parts = line.split(separator: "\"")
-            return parts.count > 3 ? String(parts[3]) : nil
-        })
-        #expect(agents == Set(expected.map { "Panasonic_KX-UTG300/03.210 (\($0.lower))" }))
-        let asked = Set(log.compactMap { line -> String? in
-            guard let r = line.range(of: "GET /Config0080F01"), let end = line[r.upperBound...].firstIndex(of: ".") else {
-                return nil
+        let agents = Set(
+            log.compactMap { line -> String? in
+                let parts = line.split(separator: "\"")
+                return parts.count > 3 ? String(parts[3]) : nil
             }
-            return "0080F01" + line[r.upperBound..<end]
-        })
+        )
+        #expect(agents == Set(expected.map { "Panasonic_KX-UTG300/03.210 (\($0.lower))" }))
+        let asked = Set(
+            log.compactMap { line -> String? in
+                guard let r = line.range(of: "GET /Config0080F01"), let end = line[r.upperBound...].firstIndex(of: ".")
+                else {
+                    return nil
+                }
+                return "0080F01" + line[r.upperBound..<end]
+            }
+        )
         #expect(asked == Set(expected.map(\.upper)))
         // a phone never borrows another phone's connection: 800 requests, 800 connections
         #expect(Set(log.map { $0.split(separator: " ").dropLast().last ?? "" }).count == 800)
@@ -143,7 +152,10 @@ struct FleetTests {
             #expect(r.code == 64, "\(args): \(r.stderr)")
         }
         try "not a database".write(toFile: dir + "/bad.db", atomically: true, encoding: .utf8)
-        let r = try vphone(["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--store", "bad.db"], cwd: dir)
+        let r = try vphone(
+            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--store", "bad.db"],
+            cwd: dir
+        )
         #expect(r.code == 65, "\(r.stderr)")
     }
 }

@@ -13,7 +13,8 @@ struct SecureBootTests {
     static func openssl(_ text: String, key: String, bits: Int = 256, md: String? = "md5") throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        p.arguments = ["enc", "-aes-\(bits)-cbc", "-a", "-salt"] + (md.map { ["-md", $0] } ?? []) + ["-pass", "pass:\(key)"]
+        p.arguments =
+            ["enc", "-aes-\(bits)-cbc", "-a", "-salt"] + (md.map { ["-md", $0] } ?? []) + ["-pass", "pass:\(key)"]
         let input = Pipe()
         let output = Pipe()
         p.standardInput = input
@@ -48,7 +49,10 @@ struct SecureBootTests {
     }
 
     func addKey(_ key: String, bits: Int, to server: ProvServer) throws {
-        let std = try String(contentsOfFile: TestProfiles.repositoryRoot + "/examples/prov/Config0080F0C571EB.cfg", encoding: .utf8)
+        let std = try String(
+            contentsOfFile: TestProfiles.repositoryRoot + "/examples/prov/Config0080F0C571EB.cfg",
+            encoding: .utf8
+        )
         try server.write(
             "Config0080F0C571EB.cfg",
             std.replacingOccurrences(
@@ -136,7 +140,10 @@ struct SecureBootTests {
 
     @Test func encryptedFileWithNoKeyStored() throws {
         let (server, _, _) = try encryptedServer()
-        let std = try String(contentsOfFile: TestProfiles.repositoryRoot + "/examples/prov/Config0080F0C571EB.cfg", encoding: .utf8)
+        let std = try String(
+            contentsOfFile: TestProfiles.repositoryRoot + "/examples/prov/Config0080F0C571EB.cfg",
+            encoding: .utf8
+        )
         try server.write("Config0080F0C571EB.cfg", std)  // no key
         let dir = try makeTemporaryDirectory(prefix: "vphone-secure")
         let r = try vphone(["boot", "--mac", mac, "--prov-url", server.base, "--once"], cwd: dir)
@@ -188,18 +195,23 @@ struct SecureBootTests {
                 try Self.openssl(plain, key: Self.key1, bits: bits, md: md)
                     .write(toFile: dir + "/in.enc", atomically: true, encoding: .utf8)
                 let d = try vphone(
-                    ["crypt", "decrypt", "--key", Self.key1, "--bits", "\(bits)", "--md", md, dir + "/in.enc"], cwd: dir)
+                    ["crypt", "decrypt", "--key", Self.key1, "--bits", "\(bits)", "--md", md, dir + "/in.enc"],
+                    cwd: dir
+                )
                 #expect(d.code == 0, "\(d.stderr)")
                 #expect(d.stdout == plain)
                 try plain.write(toFile: dir + "/in.txt", atomically: true, encoding: .utf8)
                 let e = try vphone(
-                    ["crypt", "encrypt", "--key", Self.key1, "--bits", "\(bits)", "--md", md, dir + "/in.txt"], cwd: dir)
+                    ["crypt", "encrypt", "--key", Self.key1, "--bits", "\(bits)", "--md", md, dir + "/in.txt"],
+                    cwd: dir
+                )
                 #expect(e.code == 0)
                 try e.stdout.write(toFile: dir + "/out.enc", atomically: true, encoding: .utf8)
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
                 p.arguments = [
-                    "enc", "-d", "-aes-\(bits)-cbc", "-a", "-md", md, "-pass", "pass:\(Self.key1)", "-in", dir + "/out.enc",
+                    "enc", "-d", "-aes-\(bits)-cbc", "-a", "-md", md, "-pass", "pass:\(Self.key1)", "-in",
+                    dir + "/out.enc",
                 ]
                 let out = Pipe()
                 p.standardOutput = out

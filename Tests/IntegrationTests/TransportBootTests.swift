@@ -14,7 +14,10 @@ struct TransportBootTests {
             var text = try String(contentsOfFile: examples + "/" + name, encoding: .utf8)
             text = text.replacingOccurrences(of: "http://127.0.0.1:8780", with: base)
             if name == "KX-UTG300.cfg" && !initialDevice.isEmpty {
-                text = text.replacingOccurrences(of: "</Initial>", with: "</Initial>\n<Device>\(initialDevice)</Device>")
+                text = text.replacingOccurrences(
+                    of: "</Initial>",
+                    with: "</Initial>\n<Device>\(initialDevice)</Device>"
+                )
             }
             try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8)
             try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: dir + "/" + name)
@@ -51,7 +54,9 @@ struct TransportBootTests {
         // A wrong password is an auth failure, never a crash or a silent success.
         let dir2 = try makeTemporaryDirectory(prefix: "vphone-ftp")
         let bad = try vphone(
-            ["boot", "--mac", mac, "--prov-url", "ftp://prov:wrong@127.0.0.1:\(server.port)/", "--once"], cwd: dir2)
+            ["boot", "--mac", mac, "--prov-url", "ftp://prov:wrong@127.0.0.1:\(server.port)/", "--once"],
+            cwd: dir2
+        )
         #expect(bad.code == 11)
         #expect(bad.stderr.contains("class=auth"))
     }

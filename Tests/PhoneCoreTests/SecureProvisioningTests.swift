@@ -45,7 +45,10 @@ struct SecureProvisioningTests {
         #expect(phone.flash.fileKey?.key == Self.key1)
         #expect(phone.events(kind: "key").count == 1)
         // saved copies are kept decrypted, so they stand in after a key rotation
-        #expect(phone.flash.savedFiles[.product].map { String(decoding: $0.body, as: UTF8.self) }?.contains("prod.enc") == true)
+        #expect(
+            phone.flash.savedFiles[.product].map { String(decoding: $0.body, as: UTF8.self) }?.contains("prod.enc")
+                == true
+        )
     }
 
     @Test func laterEncryptedStandardFileUsesTheStoredKeyAcrossReboots() throws {
@@ -174,9 +177,11 @@ struct SecureProvisioningTests {
         phone.server["\(base)/ca2.pem"] = .file("<html>not a certificate</html>")
         let reportMaybe = phone.powerOn()
         #expect(reportMaybe?.outcome == .provisioned)
-        #expect(phone.fetched.map(\.target) == [
-            .file(.initial), .rootCertificate(slot: 1), .rootCertificate(slot: 2), .file(.standard),
-        ])
+        #expect(
+            phone.fetched.map(\.target) == [
+                .file(.initial), .rootCertificate(slot: 1), .rootCertificate(slot: 2), .file(.standard),
+            ]
+        )
         #expect(phone.fetched.last?.extraCAPEM == Array(pem.utf8))
         #expect(phone.flash.rootCertificates.keys.sorted() == [1])
         #expect(phone.events(kind: "certificate").contains { $0.message.contains("not a PEM certificate") })
