@@ -32,7 +32,10 @@ let package = Package(
         ),
         .target(
             name: "ControlAPI",
-            dependencies: ["PhoneRuntime", "PhoneCore", .product(name: "FlyingFox", package: "FlyingFox")]
+            dependencies: [
+                "PhoneRuntime", "PhoneCore", .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "FlyingSocks", package: "FlyingFox"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "FleetReport", dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
         .target(
@@ -58,7 +61,13 @@ let package = Package(
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
-        .testTarget(name: "ControlAPITests", dependencies: ["ControlAPI", "PhoneRuntime", "VPhoneTesting"]),
+        .testTarget(
+            name: "ControlAPITests",
+            dependencies: [
+                "ControlAPI", "PhoneRuntime", "VPhoneTesting", "Flash", "Transport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "PhoneCoreTests", dependencies: ["PhoneCore", "ConfigFormats", "Crypto", "VPhoneTesting"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "VPhoneTesting"]),
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),

@@ -33,7 +33,7 @@ public final class FleetStore: @unchecked Sendable {
     /// How often pending changes are committed, by default.
     public static let defaultBatchInterval: Duration = .milliseconds(100)
     /// The page cache of the store's one connection.
-    static let cacheKibibytes = 2_048
+    static let cacheKibibytes = 8_192
 
     /// What the store has done so far, for reports and tests.
     public struct Statistics: Sendable, Equatable {

@@ -234,6 +234,7 @@ struct Boot: AsyncParsableCommand {
             } catch {
                 fail("\(error)")
                 await runtime.shutdown()
+                curl?.shutdown()
                 throw Exit.usage
             }
         }

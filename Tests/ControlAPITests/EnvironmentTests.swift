@@ -113,7 +113,11 @@ final class EnvironmentDriver: @unchecked Sendable {
     private static func build() -> Result<String, TestError> {
         guard let swiftc = findExecutable("swiftc") else { return .failure(TestError("swiftc not on PATH")) }
         do {
-            let dir = try temporaryDirectory("vphone-env-driver")
+            // Beside the test bundle, in the build directory: rebuilt each run, removed by `swift package clean`.
+            let dir =
+                URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().path
+                + "/vphone-env-driver"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let main = """
                 let args = Array(CommandLine.arguments.dropFirst())
                 if args == ["--list"] {

@@ -153,7 +153,7 @@ struct Reply: Sendable {
 }
 
 /// A real HTTP request over a socket, made by the `curl` command (libcurl): a client that shares no code with the
-/// server. (URLSession on Linux hangs on a 401 that carries `WWW-Authenticate`, and takes no IPv6 literals.)
+/// server. (URLSession on Linux never returned from the 401s carrying `WWW-Authenticate` here, and refuses IPv6 literals.)
 func http(
     _ method: String,
     _ url: String,
