@@ -153,6 +153,21 @@ public enum TestProfiles {
 
 /// Small builders for provisioning files.
 public enum Fixture {
+    /// The guide's own initial file (seed excerpt, section 2.5), verbatim: not well-formed (an unclosed
+    /// `</CFG_PRODUCT_FILE_PATH` tag, a doubled `</CfgFiles>`), and its `http:/prov.com` typo.
+    public static let seedExample = """
+        <PANASIPPhoneConfig>
+        <Initial>
+        <CfgFiles>
+        <CFG_STANDARD_FILE_PATH>http://prov.com/Config{MAC}.cfg</CFG_STANDARD_FILE_PATH>
+        <CFG_PRODUCT_FILE_PATH>http:/prov.com/Config{MODEL}.cfg</CFG_PRODUCT_FILE_PATH
+        <CFG_MASTER_FILE_PATH>http://prov.com/ConfigCom.cfg</CFG_MASTER_FILE_PATH>
+        </CfgFiles>
+        </CfgFiles>
+        </Initial>
+        </PANASIPPhoneConfig>
+        """
+
     /// An initial file naming the three device files (empty string = element present but empty; nil = absent).
     public static func initial(standard: String?, product: String?, master: String?, device: String = "") -> String {
         func el(_ n: String, _ v: String?) -> String { v.map { "<\(n)>\($0)</\(n)>" } ?? "" }

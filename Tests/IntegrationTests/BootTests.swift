@@ -82,7 +82,7 @@ struct BootTests {
 
     @Test func malformedInitialFileIsRejectedWithFileLineAndReason() throws {
         let server = try ProvServer()
-        try server.write("KX-UTG300.cfg", seedExample)
+        try server.write("KX-UTG300.cfg", Fixture.seedExample)
         let dir = try makeTemporaryDirectory(prefix: "vphone-boot")
         let r = try vphone(["boot", "--mac", mac, "--prov-url", server.base, "--once"], cwd: dir)
         #expect(r.code == 11, "\(r.stderr)")
@@ -197,16 +197,3 @@ func waitFor(seconds: Double, _ condition: () throws -> Bool) throws {
     }
     throw TestFailure("condition not met within \(seconds) s")
 }
-
-let seedExample = """
-    <PANASIPPhoneConfig>
-    <Initial>
-    <CfgFiles>
-    <CFG_STANDARD_FILE_PATH>http://prov.com/Config{MAC}.cfg</CFG_STANDARD_FILE_PATH>
-    <CFG_PRODUCT_FILE_PATH>http:/prov.com/Config{MODEL}.cfg</CFG_PRODUCT_FILE_PATH
-    <CFG_MASTER_FILE_PATH>http://prov.com/ConfigCom.cfg</CFG_MASTER_FILE_PATH>
-    </CfgFiles>
-    </CfgFiles>
-    </Initial>
-    </PANASIPPhoneConfig>
-    """

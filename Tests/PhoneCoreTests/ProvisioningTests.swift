@@ -162,22 +162,9 @@ struct ProvisioningTests {
         #expect(phone.events(kind: "discover").contains { $0.message.contains("no provisioning server") })
     }
 
-    static let seedExample = """
-        <PANASIPPhoneConfig>
-        <Initial>
-        <CfgFiles>
-        <CFG_STANDARD_FILE_PATH>http://prov.com/Config{MAC}.cfg</CFG_STANDARD_FILE_PATH>
-        <CFG_PRODUCT_FILE_PATH>http:/prov.com/Config{MODEL}.cfg</CFG_PRODUCT_FILE_PATH
-        <CFG_MASTER_FILE_PATH>http://prov.com/ConfigCom.cfg</CFG_MASTER_FILE_PATH>
-        </CfgFiles>
-        </CfgFiles>
-        </Initial>
-        </PANASIPPhoneConfig>
-        """
-
     @Test func malformedInitialFileIsRejectedWholeWithLineAndReason() throws {
         var phone = threeFilePhone()
-        phone.server[initialURL] = .file(Self.seedExample)
+        phone.server[initialURL] = .file(Fixture.seedExample)
         let reportMaybe = phone.powerOn()
         let report = try #require(reportMaybe)
         #expect(report.outcome == .unconfigured)
@@ -193,7 +180,7 @@ struct ProvisioningTests {
     @Test func malformedInitialFileFallsBackToTheSavedOne() throws {
         var phone = threeFilePhone()
         phone.powerOn()
-        phone.server[initialURL] = .file(Self.seedExample)
+        phone.server[initialURL] = .file(Fixture.seedExample)
         phone.reboot()
         let reportMaybe = phone.powerOn()
         let report = try #require(reportMaybe)
