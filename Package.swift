@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "vphone",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vphone", targets: ["vphone"])
     ],

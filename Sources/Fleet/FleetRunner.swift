@@ -99,7 +99,7 @@ public final class FleetRunner: Sendable {
     /// - Returns: the wall time of the run, in seconds.
     public func run() async throws -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
-        let clock = ScaledClock(scale: options.timeScale)
+        let clock = ScaledClock(scale: options.timeScale, chunked: false)
         let stop = options.durationMs.map { clock.now().adding(milliseconds: $0) }
         let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
         let count = arrivals()

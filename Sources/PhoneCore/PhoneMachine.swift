@@ -1,5 +1,6 @@
 import ConfigFormats
 import Crypto
+import Synchronization
 
 // MARK: - Events and actions
 
@@ -147,11 +148,59 @@ public final class PreparedProfile: Sendable {
     public let limits: [ConfigFormat: Int]
     public let formats: Set<ConfigFormat>
 
+    private let documents = DocumentCache()
+
     public init(_ profile: DeviceProfile) {
         self.profile = profile
         factory = profile.factoryDefaults
         limits = profile.parserLimits
         formats = Set(profile.formats)
+    }
+
+    /// Parses a file for this model. Parsing is a pure function of the bytes, so a file that many phones of a fleet
+    /// download (the product, master and initial files) is parsed once and its document shared: the phones then
+    /// also share the strings of their effective values.
+    public func parse(_ body: [UInt8], file: String) throws(ConfigFormatError) -> ConfigDocument {
+        if let doc = documents.lookup(body) { return doc }
+        let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
+        documents.store(body, doc)
+        return doc
+    }
+}
+
+/// A memo of parsed documents for bodies seen more than once (per-phone files never are, so they never fill it).
+final class DocumentCache: Sendable {
+    private struct State {
+        var seen: [Int: Int] = [:]
+        var hot: [Int: (body: [UInt8], document: ConfigDocument)] = [:]
+    }
+    private let state = Mutex(State())
+    private static let maxSeen = 8192
+    private static let maxHot = 256
+
+    private static func key(_ body: [UInt8]) -> Int {
+        var h = Hasher()
+        h.combine(body.count)
+        body.withUnsafeBytes { h.combine(bytes: $0) }
+        return h.finalize()
+    }
+
+    func lookup(_ body: [UInt8]) -> ConfigDocument? {
+        let k = Self.key(body)
+        return state.withLock { s in
+            guard let entry = s.hot[k], entry.body == body else { return nil }
+            return entry.document
+        }
+    }
+
+    func store(_ body: [UInt8], _ document: ConfigDocument) {
+        let k = Self.key(body)
+        state.withLock { s in
+            let count = (s.seen[k] ?? 0) + 1
+            if s.seen.count >= Self.maxSeen { s.seen.removeAll(keepingCapacity: true) }
+            s.seen[k] = count
+            if count >= 2 && s.hot.count < Self.maxHot { s.hot[k] = (body, document) }
+        }
     }
 }
 
@@ -639,7 +688,7 @@ public struct PhoneMachine: Sendable {
             }
         }
         do {
-            let doc = try ConfigParser.parse(plaintext, file: file, accepting: profile.formats, limits: profile.limits)
+            let doc = try profile.parse(plaintext, file: file)
             return .success(Decoded(document: doc, plaintext: plaintext, encrypted: encrypted))
         } catch {
             let hint = encrypted ? " (decrypted with the stored key: a wrong key?)" : ""
@@ -880,7 +929,7 @@ public struct PhoneMachine: Sendable {
     /// Parses a saved copy (saved copies are kept decrypted).
     private func parse(_ body: [UInt8], file: String) -> Result<ConfigDocument, ConfigFormatError> {
         Result { () throws(ConfigFormatError) -> ConfigDocument in
-            try ConfigParser.parse(body, file: file, accepting: profile.formats, limits: profile.limits)
+            try profile.parse(body, file: file)
         }
     }
 }

@@ -20,12 +20,16 @@ public struct ScaledClock: PhoneClock {
     public let scale: Double
     private let phoneStart: Int64
     private let realStart: UInt64
+    private let chunked: Bool
 
     /// - Parameters:
     ///   - scale: how many phone seconds pass per real second (> 0).
     ///   - start: the phone's time now (default: the real wall clock).
-    public init(scale: Double = 1, start: PhoneTime? = nil) {
+    ///   - chunked: wake at least four times a real second to notice new timers and requests (a phone with a control
+    ///     API); a fleet phone, whose timers change only when it wakes, sleeps straight to its next timer.
+    public init(scale: Double = 1, start: PhoneTime? = nil, chunked: Bool = true) {
         self.scale = scale
+        self.chunked = chunked
         phoneStart = start?.millisecondsSinceEpoch ?? Int64(Date().timeIntervalSince1970 * 1000)
         realStart = DispatchTime.now().uptimeNanoseconds
     }
@@ -43,7 +47,7 @@ public struct ScaledClock: PhoneClock {
     }
 
     /// A quarter of a real second, in phone time: new timers and requests are noticed at least that often.
-    public var maxSleepChunkMs: Int64? { max(1, Int64(250 * scale)) }
+    public var maxSleepChunkMs: Int64? { chunked ? max(1, Int64(250 * scale)) : nil }
     public var isVirtual: Bool { false }
 }
 
