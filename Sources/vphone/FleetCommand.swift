@@ -155,9 +155,9 @@ struct FleetCommand: AsyncParsableCommand {
         let result = stats.report(durationS: duration)
         if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(Self.summary(result))
-        try write(result.json(), to: report)
-        try write(Array(stats.csv().utf8), to: csv)
-        try write(Array(result.html(title: "vphone fleet: \(options.count) phones").utf8), to: html)
+        try write({ result.json() }, to: report)
+        try write({ Array(stats.csv().utf8) }, to: csv)
+        try write({ Array(result.html(title: "vphone fleet: \(options.count) phones").utf8) }, to: html)
         let violations = thresholds.compactMap { $0.violation(in: result) }
         for v in violations { fail("threshold crossed: \(v)") }
         if !violations.isEmpty { throw ExitCode(1) }
@@ -187,9 +187,10 @@ struct FleetCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    private func write(_ bytes: [UInt8], to path: String?) throws {
+    /// Writes an output only when its flag was given: the HTML and CSV of a big fleet are not free to build.
+    private func write(_ bytes: () -> [UInt8], to path: String?) throws {
         guard let path else { return }
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else {
+        guard FileManager.default.createFile(atPath: path, contents: Data(bytes())) else {
             fail("cannot write \(path)")
             throw Exit.data
         }
