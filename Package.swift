@@ -5,7 +5,9 @@ let package = Package(
     name: "vphone",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "vphone", targets: ["vphone"])
+        .executable(name: "vphone", targets: ["vphone"]),
+        // The parsers, the decryptor and the flash opener as a library, for the fuzzing package in Fuzz/.
+        .library(name: "VPhoneParsers", targets: ["ConfigFormats", "Crypto", "Flash"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
