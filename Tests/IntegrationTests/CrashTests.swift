@@ -25,6 +25,15 @@ struct CrashTests {
         var random = SystemRandomNumberGenerator()
         var failures: [String] = []
         let trials = Int(ProcessInfo.processInfo.environment["VPHONE_CRASH_TRIALS"] ?? "") ?? 200
+        // Kill moments are spread over how long one whole boot takes here and now (a busy machine starts processes
+        // slowly; fixed delays would then kill most trials before the phone powers on and prove nothing).
+        let started = Date()
+        let probe = try vphone(
+            ["boot", "--mac", mac, "--flash", dir + "/probe.flash", "--prov-url", server.base, "--once"],
+            cwd: dir
+        )
+        #expect(probe.code == 0, "\(probe.stderr)")
+        let bootMicroseconds = UInt32(min(2_000_000, max(120_000, Date().timeIntervalSince(started) * 1.5e6)))
         for trial in 0..<trials {
             try server.write("ConfigCom.cfg", versions[trial % 2])
             let running = try startVPhone(
@@ -34,7 +43,7 @@ struct CrashTests {
                 ],
                 cwd: dir
             )
-            usleep(UInt32.random(in: 2_000...120_000, using: &random))
+            usleep(UInt32.random(in: 2_000...bootMicroseconds, using: &random))
             running.signal(SIGKILL)
             _ = running.wait()
             // Killed before the image existed: nothing was saved yet, which is the old state.
