@@ -550,12 +550,10 @@ public struct PhoneMachine: Sendable {
     private mutating func certificateReceived(slot: Int, body: [UInt8], _ step: inout Step) {
         guard let c = cycle else { return }
         let url = c.candidates[c.candidateIndex]
-        guard Self.looksLikePEMCertificate(body) else {
-            certificateUnavailable(
-                slot: slot,
-                reason: "not a PEM certificate (expected -----BEGIN CERTIFICATE-----)",
-                &step
-            )
+        do {
+            _ = try CertificatePEM.count(body)
+        } catch {
+            certificateUnavailable(slot: slot, reason: error.description, &step)
             return
         }
         cycle?.certificates[slot] = RootCertificate(slot: slot, url: url, pem: body, savedAt: step.now)
@@ -578,15 +576,6 @@ public struct PhoneMachine: Sendable {
         )
         cycle?.certificateFailures += 1
         nextCertificate(after: slot, &step)
-    }
-
-    static func looksLikePEMCertificate(_ body: [UInt8]) -> Bool {
-        let marker = Array("-----BEGIN CERTIFICATE-----".utf8)
-        guard body.count >= marker.count else { return false }
-        for i in 0...(body.count - marker.count) where body[i] == marker[0] {
-            if Array(body[i..<(i + marker.count)]) == marker { return true }
-        }
-        return false
     }
 
     /// Every root certificate in force: saved ones, replaced by those downloaded in this cycle.
@@ -778,7 +767,8 @@ public struct PhoneMachine: Sendable {
         let statuses = c.statuses
         let used = statuses.values.filter { $0.outcome != .skipped }
         let outcome: CycleOutcome
-        if c.skipApply || used.allSatisfy({ $0.outcome == .downloaded }) {
+        // A root certificate that failed counts as a file that fell back: its saved copy (or none) stays in use.
+        if c.skipApply || (used.allSatisfy({ $0.outcome == .downloaded }) && c.certificateFailures == 0) {
             outcome = .provisioned
         } else if c.inputs.isEmpty {
             outcome = .unconfigured

@@ -153,6 +153,22 @@ public enum TestProfiles {
 
 /// Small builders for provisioning files.
 public enum Fixture {
+    /// A real self-signed root certificate (EC P-256, valid until 2126), for tests that need one without openssl.
+    public static let rootCertificatePEM = """
+        -----BEGIN CERTIFICATE-----
+        MIIBlzCCAT2gAwIBAgIUNgZZgN3E71hgNcj2NyP4/D8aDFkwCgYIKoZIzj0EAwIw
+        IDEeMBwGA1UEAwwVdnBob25lIHVuaXQtdGVzdCByb290MCAXDTI2MTEyNzA4MTgx
+        MFoYDzIxMjYxMTAzMDgxODEwWjAgMR4wHAYDVQQDDBV2cGhvbmUgdW5pdC10ZXN0
+        IHJvb3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQbfc2UAEUE/Q+J/Hm+JDSK
+        kI6VOE3XkmOMyr3uh472a8hiOQ6oW6lbS1fn8y1MBnP5Z2eTuTwC8oB1IeULYBkH
+        o1MwUTAdBgNVHQ4EFgQUcgXVB20Z6rVBHZ/YALiNPef4VHIwHwYDVR0jBBgwFoAU
+        cgXVB20Z6rVBHZ/YALiNPef4VHIwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+        AgNIADBFAiEAp/x7U/Cfzhm4QEU085MtFWSoFzXzDJ3vL/XuLjep/mACIAb73RVS
+        QqLOtoo3Szj5FbSWKNkHrw/u454jV3P1l6t0
+        -----END CERTIFICATE-----
+
+        """
+
     /// The guide's own initial file (seed excerpt, section 2.5), verbatim: not well-formed (an unclosed
     /// `</CFG_PRODUCT_FILE_PATH` tag, a doubled `</CfgFiles>`), and its `http:/prov.com` typo.
     public static let seedExample = """
