@@ -28,15 +28,32 @@ let package = Package(
         .target(name: "PhoneCore", dependencies: ["ConfigFormats", "Crypto"]),
         .target(name: "Transport", dependencies: ["CCurl"]),
         .target(name: "Flash", dependencies: ["CSQLite", "PhoneCore"]),
+        .target(name: "Bundled"),
         .target(
             name: "PhoneRuntime",
-            dependencies: ["PhoneCore", "Transport", "Flash", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "PhoneCore", "Transport", "Flash", "Bundled", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                .product(name: "FlyingFox", package: "FlyingFox"), .product(name: "FlyingSocks", package: "FlyingFox"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "ControlAPI",
             dependencies: [
-                "PhoneRuntime", "PhoneCore", .product(name: "FlyingFox", package: "FlyingFox"),
+                "PhoneRuntime", "PhoneCore", "HTTPServing", .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "FlyingSocks", package: "FlyingFox"), .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "TestServer",
+            dependencies: [
+                "Bundled", "HTTPServing", .product(name: "FlyingFox", package: "FlyingFox"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "FleetReport", dependencies: [.product(name: "Histogram", package: "hdrhistogram-swift")]),
@@ -51,7 +68,7 @@ let package = Package(
             name: "vphone",
             dependencies: [
                 "PhoneRuntime", "PhoneCore", "Flash", "Transport", "ConfigFormats", "Crypto", "ControlAPI",
-                "FleetReport", "Fleet",
+                "FleetReport", "Fleet", "TestServer", "Bundled",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "Logging", package: "swift-log"),
@@ -64,6 +81,13 @@ let package = Package(
         .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
         .testTarget(
+            name: "TestServerTests",
+            dependencies: [
+                "TestServer", "PhoneRuntime", "PhoneCore", "Flash", "Transport", "VPhoneTesting", "Bundled",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "ControlAPITests",
             dependencies: [
                 "ControlAPI", "PhoneRuntime", "VPhoneTesting", "Flash", "Transport",
@@ -75,7 +99,10 @@ let package = Package(
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PhoneRuntime", "Transport", "Flash", "PhoneCore", "VPhoneTesting", "vphone"]
+            dependencies: [
+                "PhoneRuntime", "Transport", "Flash", "PhoneCore", "VPhoneTesting", "vphone", "TestServer",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,5 @@
-import FlyingFox
-import FlyingSocks
 import Foundation
+import HTTPServing
 import Logging
 import PhoneRuntime
 
@@ -23,31 +22,18 @@ public struct ControlServerError: Error, Sendable, CustomStringConvertible {
 /// `GET /status`, `GET /config`, `GET /config/NAME`, `PUT /config/NAME` (body `{"value": "..."}`), `GET /events`,
 /// `POST /resync`, `POST /reboot`, `POST /factory-reset`, `GET /healthz` (text, never asks for a password).
 public final class ControlServer: Sendable {
-    /// The port the API listens on (the one chosen by the system when started with port 0).
-    public let port: Int
-    /// The address it is bound to, as given (`127.0.0.1`, `0.0.0.0`, `::`, ...).
-    public let bind: String
-    private let server: HTTPServer
-    private let task: Task<Void, Never>
-    private let state: ServerState
+    private let listener: HTTPListener
     private let logger: Logger
 
+    /// The port the API listens on (the one chosen by the system when started with port 0).
+    public var port: Int { listener.port }
+    /// The address it is bound to, as given (`127.0.0.1`, `0.0.0.0`, `::`, ...).
+    public var bind: String { listener.bind }
     /// `http://ADDRESS:PORT/` (IPv6 in brackets; a wildcard bind shows as 127.0.0.1).
-    public var url: String { "http://\(Self.urlHost(bind)):\(port)/" }
+    public var url: String { listener.url }
 
-    private init(
-        port: Int,
-        bind: String,
-        server: HTTPServer,
-        task: Task<Void, Never>,
-        state: ServerState,
-        logger: Logger
-    ) {
-        self.port = port
-        self.bind = bind
-        self.server = server
-        self.task = task
-        self.state = state
+    private init(listener: HTTPListener, logger: Logger) {
+        self.listener = listener
         self.logger = logger
     }
 
@@ -67,51 +53,22 @@ public final class ControlServer: Sendable {
         logger: Logger,
         requestTimeout: TimeInterval = 300
     ) async throws(ControlServerError) -> ControlServer {
-        guard (0...65535).contains(port) else {
-            throw ControlServerError("--http-port \(port): expected a TCP port, 1-65535 (0: any free port)")
-        }
-        let handler = ControlHandler(runtime: runtime, auth: auth, logger: logger)
-        let state = ServerState()
-        let server: HTTPServer
+        let listener: HTTPListener
         do {
-            server = try makeServer(
+            listener = try await HTTPListener.start(
+                handler: ControlHandler(runtime: runtime, auth: auth, logger: logger),
                 bind: bind,
-                port: UInt16(port),
-                handler: handler,
-                log: FlyingFoxLogger(logger: logger, state: state),
-                timeout: requestTimeout
+                port: port,
+                timeout: requestTimeout,
+                name: "control API",
+                portOption: "--http-port",
+                bindOption: "--http-bind",
+                logger: logger
             )
         } catch {
-            throw ControlServerError(
-                "--http-bind \(bind): not an IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1, ::)"
-            )
+            throw ControlServerError(error.description)
         }
-        let task = Task {
-            do {
-                try await server.run()
-            } catch {
-                state.fail(error)
-            }
-        }
-        // FlyingFox binds inside run(): wait for it to listen, or to fail (port in use, no such address here).
-        let deadline = Date().addingTimeInterval(10)
-        while await !server.isListening {
-            if let error = state.failure {
-                throw ControlServerError("cannot listen on \(urlHost(bind)):\(port): \(describe(error))")
-            }
-            if Date() > deadline {
-                task.cancel()
-                throw ControlServerError("cannot listen on \(urlHost(bind)):\(port): timed out")
-            }
-            try? await Task.sleep(nanoseconds: 2_000_000)
-        }
-        var actualPort = port
-        switch await server.listeningAddress {
-        case .ip4(_, let p), .ip6(_, let p): actualPort = Int(p)
-        default: break
-        }
-        state.isServing = true
-        let api = ControlServer(port: actualPort, bind: bind, server: server, task: task, state: state, logger: logger)
+        let api = ControlServer(listener: listener, logger: logger)
         logger.notice("control API listening on \(api.url)", metadata: ["auth": "\(auth.kind)"])
         return api
     }
@@ -121,44 +78,8 @@ public final class ControlServer: Sendable {
     /// FlyingFox's accept loop only ends when cancelled, so a stop always takes the whole grace period: keep it short
     /// (a stopped phone answers every pending request at once, with 503).
     public func stop(grace: TimeInterval = 0.2) async {
-        state.isServing = false
-        await server.stop(timeout: grace)
-        task.cancel()
-        await task.value
+        await listener.stop(grace: grace)
         logger.debug("control API stopped")
-    }
-
-    // MARK: - Helpers
-
-    private static func makeServer(
-        bind: String,
-        port: UInt16,
-        handler: ControlHandler,
-        log: FlyingFoxLogger,
-        timeout: TimeInterval
-    ) throws -> HTTPServer {
-        let host = bind == "localhost" ? "127.0.0.1" : bind
-        if host.contains(":") {
-            let address = try sockaddr_in6.inet6(ip6: host.trimmingCharacters(in: ["[", "]"]), port: port)
-            return HTTPServer(address: address, timeout: timeout, logger: log, handler: handler)
-        }
-        let address = try sockaddr_in.inet(ip4: host, port: port)
-        return HTTPServer(address: address, timeout: timeout, logger: log, handler: handler)
-    }
-
-    static func urlHost(_ bind: String) -> String {
-        switch bind {
-        case "0.0.0.0", "": return "127.0.0.1"
-        case "::", "[::]": return "[::1]"
-        default: return bind.contains(":") && !bind.hasPrefix("[") ? "[\(bind)]" : bind
-        }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let socket = error as? SocketError, case .failed(_, let errno, let message) = socket {
-            return errno == EADDRINUSE ? "the port is in use (\(message))" : message
-        }
-        return "\(error)"
     }
 }
 
@@ -169,60 +90,6 @@ extension ControlAuth {
         case .none: return "none"
         case .password: return "password"
         case .phone: return "phone"
-        }
-    }
-}
-
-/// What the server task and its logger share with `start` and `stop`: the first failure, and whether it serves.
-private final class ServerState: @unchecked Sendable {
-    // @unchecked: both properties are only touched under `lock`.
-    private let lock = NSLock()
-    private var error: (any Error)?
-    private var serving = false
-
-    func fail(_ e: any Error) {
-        lock.lock()
-        if error == nil { error = e }
-        lock.unlock()
-    }
-
-    var failure: (any Error)? {
-        lock.lock()
-        defer { lock.unlock() }
-        return error
-    }
-
-    /// Between a successful start and a stop: a server error then is news (before, `start` throws it; after, it
-    /// is the stop).
-    var isServing: Bool {
-        get {
-            lock.lock()
-            defer { lock.unlock() }
-            return serving
-        }
-        set {
-            lock.lock()
-            serving = newValue
-            lock.unlock()
-        }
-    }
-}
-
-/// FlyingFox's own messages (connections, client disconnects) at debug level: they are noise for a phone's log.
-/// A server that dies while serving is an error.
-struct FlyingFoxLogger: FlyingSocks.Logging {
-    let logger: Logger
-    fileprivate let state: ServerState
-
-    func logDebug(_ debug: @autoclosure () -> String) {}
-    func logInfo(_ info: @autoclosure () -> String) { logger.trace("http: \(info())") }
-    func logWarning(_ warning: @autoclosure () -> String) { logger.debug("http: \(warning())") }
-    func logError(_ error: @autoclosure () -> String) { logger.debug("http: \(error())") }
-    func logCritical(_ critical: @autoclosure () -> String) {
-        if state.isServing {
-            logger.error("control API: \(critical())")
-        } else {
-            logger.debug("http: \(critical())")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Bundled
 import Foundation
 import PhoneCore
 
@@ -29,25 +30,29 @@ public enum ProfileLoader {
         return out
     }
 
-    /// Loads `path`, or the bundled profile when nil.
+    /// What `load(path: nil)` reports as the path of the profile built into the binary.
+    public static let builtInName = "(built-in) " + BundledFiles.profileName
+
+    /// Loads `path`, or when nil the first profile file of `defaultCandidates()`, or the profile built into the
+    /// binary when there is none (a lone `vphone` binary still boots).
     /// - Throws: `ProfileError` naming the file, the problem and the fix.
     public static func load(path: String?) throws(ProfileError) -> DeviceProfile {
         let chosen: String
+        let data: Data
         if let path {
             chosen = path
-        } else {
-            let candidates = defaultCandidates()
-            guard let found = candidates.first(where: { FileManager.default.isReadableFile(atPath: $0) }) else {
-                throw ProfileError(
-                    path: defaultName,
-                    message: "not found (looked in \(candidates.joined(separator: ", "))); "
-                        + "pass --profile PATH or set VPHONE_PROFILE"
-                )
+            guard let contents = FileManager.default.contents(atPath: path) else {
+                throw ProfileError(path: path, message: "cannot be read; check the path and its permissions")
             }
+            data = contents
+        } else if let found = defaultCandidates().first(where: { FileManager.default.isReadableFile(atPath: $0) }),
+            let contents = FileManager.default.contents(atPath: found)
+        {
             chosen = found
-        }
-        guard let data = FileManager.default.contents(atPath: chosen) else {
-            throw ProfileError(path: chosen, message: "cannot be read; check the path and its permissions")
+            data = contents
+        } else {
+            chosen = builtInName
+            data = Data(BundledFiles.profile.utf8)
         }
         let profile: DeviceProfile
         do {

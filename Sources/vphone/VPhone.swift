@@ -14,7 +14,7 @@ struct VPhone: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Boot.self, Config.self, Events.self, FactoryReset.self, FlashCommand.self, FleetCommand.self,
-            ReportCommand.self, Crypt.self,
+            ReportCommand.self, Crypt.self, Serve.self, TestServerCommand.self, Demo.self,
         ]
     )
 

@@ -126,3 +126,44 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 let mac = "0080F0C571EB"
+
+/// A running `vphone testserver` (or `serve`) and its rules file.
+final class TestServerProcess: @unchecked Sendable {
+    let process: RunningVPhone
+    let origin: String
+    let rulesFile: String
+
+    init(_ command: String = "testserver", tree: String?, dir: String, rules: String = "") async throws {
+        rulesFile = dir + "/rules-\(UUID().uuidString.prefix(6)).txt"
+        try rules.write(toFile: rulesFile, atomically: true, encoding: .utf8)
+        let port = NginxServer.freePort()
+        origin = "http://127.0.0.1:\(port)"
+        var args = [command] + (tree.map { [$0] } ?? []) + ["--port", String(port)]
+        if command == "testserver" { args += ["--rules-file", rulesFile] }
+        process = try startVPhone(args, cwd: dir)
+        let deadline = Date().addingTimeInterval(20)
+        // One more look after the deadline: on a busy machine this task may wake up late.
+        while true {
+            if !process.process.isRunning { throw TestFailure("server exited: \(process.wait().stderr)") }
+            if let text = try? String(contentsOfFile: process.err, encoding: .utf8), text.contains(":\(port)/") {
+                return
+            }
+            if Date() > deadline { break }
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        process.signal(SIGKILL)
+        throw TestFailure("vphone \(command) did not start on port \(port)")
+    }
+
+    /// Replaces the rules; the server reads the file again at its next request.
+    func setRules(_ lines: [String]) throws {
+        try (lines.joined(separator: "\n") + "\n").write(toFile: rulesFile, atomically: true, encoding: .utf8)
+    }
+
+    var stderr: String { (try? String(contentsOfFile: process.err, encoding: .utf8)) ?? "" }
+
+    func stop() -> Run {
+        process.signal(SIGTERM)
+        return process.wait()
+    }
+}
