@@ -18,7 +18,9 @@ struct FleetCommand: AsyncParsableCommand {
             server cannot hide behind phones that start late. Without --duration the fleet exits when every phone has \
             finished its boot-time provisioning.
 
-            Exit codes: 0; 1 a --fail-if threshold was crossed; 64 bad command line; 65 unusable profile or store.
+            SIGTERM or SIGINT stops the fleet early and cleanly, as vphone boot does: no new phone starts, timers             stop, phones still provisioning are shut down (they are left out of the report), the store is flushed,             and --report, --csv and --html are written for the phones that had finished. A second signal exits at             once, without outputs (status 128+signal).
+
+            Exit codes: 0 (also after SIGTERM/SIGINT); 1 a --fail-if threshold was crossed; 64 bad command line;             65 unusable profile or store.
             """
     )
 
@@ -141,15 +143,21 @@ struct FleetCommand: AsyncParsableCommand {
         )
         let metrics = try await startMetrics(stats: stats)
         let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
+        let work = Task { try await runner.run() }
+        let stopper = FleetSignalStopper { work.cancel() }
         let duration: Double
         do {
-            duration = try await runner.run()
+            duration = try await work.value
         } catch {
             progress?.cancel()
             fail("fleet stopped: \(error)")
             throw Exit.data
         }
         progress?.cancel()
+        if let signal = stopper.signalName {
+            let done = stats.progress().done
+            fail("stopped by \(signal): the outputs cover the \(done) phone(s) that had finished booting")
+        }
         transport.shutdown()
         await metrics?.stop(timeout: 1)
         let result = stats.report(durationS: duration)
@@ -331,6 +339,42 @@ enum CIDR {
         return (0..<size).map { i in
             let a = base + i
             return "\(a >> 24).\(a >> 16 & 255).\(a >> 8 & 255).\(a & 255)"
+        }
+    }
+}
+
+/// SIGTERM and SIGINT stop a fleet cleanly (the first one); a second one ends the process at once.
+final class FleetSignalStopper: @unchecked Sendable {
+    // @unchecked: `received` is guarded by `lock`; `sources` is written only in init.
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var received: Int32?
+
+    init(onStop: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                let first = self.received == nil
+                if first { self.received = sig }
+                self.lock.unlock()
+                if first { onStop() } else { _exit(128 + sig) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// `SIGTERM` or `SIGINT` once one was received, else nil.
+    var signalName: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        switch received {
+        case nil: return nil
+        case SIGINT: return "SIGINT"
+        default: return "SIGTERM"
         }
     }
 }
