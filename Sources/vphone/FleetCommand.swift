@@ -1,7 +1,6 @@
 import ArgumentParser
 import Fleet
 import FleetReport
-import FlyingFox
 import Foundation
 import Logging
 import PhoneCore
@@ -141,7 +140,7 @@ struct FleetCommand: AsyncParsableCommand {
             stats: stats,
             logger: logger
         )
-        let metrics = try await startMetrics(stats: stats)
+        let metrics = try startMetrics(stats: stats)
         let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
         let work = Task { try await runner.run() }
         let stopper = FleetSignalStopper { work.cancel() }
@@ -159,7 +158,7 @@ struct FleetCommand: AsyncParsableCommand {
             fail("stopped by \(signal): the outputs cover the \(done) phone(s) that had finished booting")
         }
         transport.shutdown()
-        await metrics?.stop(timeout: 1)
+        metrics?.stop()
         let result = stats.report(durationS: duration)
         if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(Self.summary(result))
@@ -216,21 +215,18 @@ struct FleetCommand: AsyncParsableCommand {
         }
     }
 
-    private func startMetrics(stats: FleetStats) async throws -> HTTPServer? {
+    private func startMetrics(stats: FleetStats) throws -> MetricsEndpoint? {
         guard let metricsPort else { return nil }
         let started = Date()
-        let server = HTTPServer(address: try .inet(ip4: "127.0.0.1", port: metricsPort))
-        await server.appendRoute("GET /metrics") { _ in
-            let text = stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
-            return HTTPResponse(
-                statusCode: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4"],
-                body: Data(text.utf8)
-            )
+        do {
+            // A thread of its own: a scrape is answered at once even while the phones keep the task pool busy.
+            return try MetricsEndpoint(port: metricsPort) {
+                stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
+            }
+        } catch {
+            fail("--metrics-port: \(error)")
+            throw Exit.usage
         }
-        Task { try? await server.run() }
-        try await server.waitUntilListening(timeout: 5)
-        return server
     }
 }
 
