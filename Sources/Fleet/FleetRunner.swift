@@ -45,6 +45,10 @@ public struct FleetOptions: Sendable {
     public var tls = PhoneRuntime.TLSOptions()
     /// The shard this process runs (`--shard K/N`), for the report.
     public var shardLabel: String?
+    /// Make the phones' debug-level events (which file won each parameter, ...): off by default, as fleet phones
+    /// log nothing and their events are rarely read; `vphone fleet --log-level debug` turns them on (they then go
+    /// to the store's event log with `--store`).
+    public var debugEvents = false
 
     public init(count: Int, macStart: MAC, discovery: DiscoveryOptions) {
         self.count = count
@@ -158,7 +162,8 @@ public final class FleetRunner: Sendable {
                 )
                 let backend = try flash.flash(for: identity)
                 let snapshot = try backend.load()
-                let machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
+                var machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
+                machine.debugEvents = options.debugEvents
                 let source =
                     options.sourceAddresses.isEmpty
                     ? nil : options.sourceAddresses[index % options.sourceAddresses.count]

@@ -111,6 +111,7 @@ struct FleetCommand: AsyncParsableCommand {
         options.maxInFlightPerLoop = maxInFlight
         options.tls = .init(extraCAFile: caFile, insecure: insecure)
         options.shardLabel = shard.map { "\($0.k)/\($0.n)" }
+        options.debugEvents = logging.logLevel.level == .debug
         if insecure { logger.warning("TLS VERIFICATION IS OFF (--insecure)") }
 
         let flash: any FleetFlashProvider
