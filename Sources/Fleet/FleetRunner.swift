@@ -42,6 +42,11 @@ public struct FleetOptions: Sendable {
     public var sourceAddresses: [String] = []
     public var loops: Int = 1
     public var maxInFlightPerLoop: Int = 256
+    /// Phones in their boot-time provisioning at once (nil: 2 × loops × maxInFlightPerLoop). The others wait for a
+    /// place in arrival order, their latency still counting from their intended start. Bounding it makes the fleet
+    /// depth-first: a phone's next file goes ahead of later phones' initial files, so per-request latency measures
+    /// the server rather than vphone's own queue, and a storm holds only the admitted phones' documents at once.
+    public var maxBooting: Int?
     public var tls = PhoneRuntime.TLSOptions()
     /// The shard this process runs (`--shard K/N`), for the report.
     public var shardLabel: String?
@@ -142,6 +147,7 @@ public final class FleetRunner: Sendable {
         interrupted: StopFlag
     ) async throws {
         let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
+        let gate = AdmissionGate(limit: options.maxBooting ?? 2 * options.loops * options.maxInFlightPerLoop)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 let intended = options.schedule.intendedStart(of: index)
@@ -153,6 +159,8 @@ public final class FleetRunner: Sendable {
                 }
                 if Task.isCancelled { break }
                 if let stop, clock.now() >= stop { break }
+                // Depth first: wait for a place among the phones booting now (cancelled: no more phones).
+                do { try await gate.enter() } catch { break }
                 let mac = options.macStart.advanced(by: UInt64(index))
                 let identity = Identity(
                     mac: mac,
@@ -186,6 +194,7 @@ public final class FleetRunner: Sendable {
                     } onCancel: {
                         Task { await runtime.shutdown() }
                     }
+                    gate.leave()
                     if report == nil && Task.isCancelled {
                         await runtime.shutdown()
                         return

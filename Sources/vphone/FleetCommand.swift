@@ -42,6 +42,14 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
     @Option(help: "libcurl loop threads.") var loops: Int = 1
     @Option(help: "Transfers in flight per loop; the rest wait their turn.") var maxInFlight: Int = 256
+    @Option(
+        help: ArgumentHelp(
+            "Phones in their boot-time provisioning at once; later ones wait for a place, their latency counting "
+                + "from their intended start (default: 2 × --loops × --max-in-flight).",
+            valueName: "n"
+        )
+    )
+    var maxBooting: Int?
     @Option(help: "PEM file of extra root certificates for HTTPS.") var caFile: String?
     @Flag(help: "Do not verify HTTPS certificates (labs only).") var insecure = false
 
@@ -69,6 +77,9 @@ struct FleetCommand: AsyncParsableCommand {
         guard timeScale > 0, timeScale.isFinite else { throw ValidationError("--time-scale must be positive") }
         guard (1...64).contains(loops) else { throw ValidationError("--loops must be 1...64") }
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
+        if let maxBooting, !(1...1_000_000).contains(maxBooting) {
+            throw ValidationError("--max-booting must be 1...1000000")
+        }
         if provURL == nil && option66 == nil { throw ValidationError("give --prov-url URL (or --dhcp-option66)") }
         let macros = MacroContext(mac: macStart, model: "KX-UTG300", firmware: "0")
         if let provURL {
@@ -109,6 +120,7 @@ struct FleetCommand: AsyncParsableCommand {
         options.sourceAddresses = try sourceIps.map { try CIDR.addresses($0) } ?? []
         options.loops = loops
         options.maxInFlightPerLoop = maxInFlight
+        options.maxBooting = maxBooting
         options.tls = .init(extraCAFile: caFile, insecure: insecure)
         options.shardLabel = shard.map { "\($0.k)/\($0.n)" }
         options.debugEvents = logging.logLevel.level == .debug

@@ -211,3 +211,24 @@ extension FleetTests {
         #expect(try configShow(flash: dir + "/p.flash", cwd: dir)["PHONE_NUMBER_1"]! == ("1007", "standard"))
     }
 }
+
+extension FleetTests {
+    @Test func oneBootingPhoneAtATimeFetchesDepthFirst() throws {
+        let count = 20
+        let server = try fleetServer(count: count)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let r = try fleet(server, ["--report", "r.json", "--max-booting", "1"], count: count, cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(try report(dir + "/r.json")["provisioned"] as? Int == count)
+        // Each phone's four requests come together, one phone after another: no phone's initial file goes ahead of
+        // the phone before it finishing.
+        let agents = try server.requests(atLeast: 4 * count).map { line -> String in
+            let parts = line.split(separator: "\"")
+            return parts.count > 3 ? String(parts[3]) : ""
+        }
+        #expect(agents.count == 4 * count)
+        let runs = stride(from: 0, to: agents.count, by: 4).map { Set(agents[$0..<min($0 + 4, agents.count)]) }
+        #expect(runs.allSatisfy { $0.count == 1 })
+        #expect(Set(runs.compactMap(\.first)).count == count)
+    }
+}
