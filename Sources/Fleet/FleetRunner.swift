@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import PhoneCore
 import PhoneRuntime
+import Synchronization
 import Transport
 
 /// How phones arrive (an open model: each phone has an intended start, and its latency counts from there, so a slow
@@ -41,9 +42,18 @@ public struct FleetOptions: Sendable {
     public var sourceAddresses: [String] = []
     public var loops: Int = 1
     public var maxInFlightPerLoop: Int = 256
+    /// Phones in their boot-time provisioning at once (nil: 2 × loops × maxInFlightPerLoop). The others wait for a
+    /// place in arrival order, their latency still counting from their intended start. Bounding it makes the fleet
+    /// depth-first: a phone's next file goes ahead of later phones' initial files, so per-request latency measures
+    /// the server rather than vphone's own queue, and a storm holds only the admitted phones' documents at once.
+    public var maxBooting: Int?
     public var tls = PhoneRuntime.TLSOptions()
     /// The shard this process runs (`--shard K/N`), for the report.
     public var shardLabel: String?
+    /// Make the phones' debug-level events (which file won each parameter, ...): off by default, as fleet phones
+    /// log nothing and their events are rarely read; `vphone fleet --log-level debug` turns them on (they then go
+    /// to the store's event log with `--store`).
+    public var debugEvents = false
 
     public init(count: Int, macStart: MAC, discovery: DiscoveryOptions) {
         self.count = count
@@ -96,22 +106,61 @@ public final class FleetRunner: Sendable {
     }
 
     /// Runs the fleet: every phone's boot-time provisioning, then (with a duration) its timers until the end.
+    ///
+    /// Cancelling the task that runs this is an early, clean stop (SIGTERM/SIGINT): no new phone starts, phones
+    /// still waiting for a transfer are shut down (their transfers abandoned, as `vphone boot` does), timers stop,
+    /// and the store is flushed. A phone that had not finished its boot-time provisioning is not recorded (it has
+    /// no outcome); every phone that had finished is.
     /// - Returns: the wall time of the run, in seconds.
     public func run() async throws -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         let clock = ScaledClock(scale: options.timeScale, chunked: false)
         let stop = options.durationMs.map { clock.now().adding(milliseconds: $0) }
-        let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
         let count = arrivals()
         let bodies = BodyInterner()
+        // Transfers abandoned by an interruption are not the server's doing: they are not recorded.
+        let interrupted = StopFlag()
+        try await withTaskCancellationHandler {
+            try await runPhones(
+                count: count,
+                start: start,
+                clock: clock,
+                stop: stop,
+                bodies: bodies,
+                interrupted: interrupted
+            )
+        } onCancel: {
+            interrupted.set()
+        }
+        // The run ends when the last phone does; writing the store's last batch is not the server's time.
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        try flash.flush()
+        return seconds
+    }
+
+    private func runPhones(
+        count: Int,
+        start: UInt64,
+        clock: ScaledClock,
+        stop: PhoneTime?,
+        bodies: BodyInterner,
+        interrupted: StopFlag
+    ) async throws {
+        let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
+        let gate = AdmissionGate(limit: options.maxBooting ?? 2 * options.loops * options.maxInFlightPerLoop)
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<count {
                 let intended = options.schedule.intendedStart(of: index)
                 // Wait for this phone's intended start (an open model: the schedule does not wait for replies).
                 let target = start + UInt64(intended * 1e9)
                 let now = DispatchTime.now().uptimeNanoseconds
-                if target > now { try await Task.sleep(nanoseconds: target - now) }
+                if target > now {
+                    do { try await Task.sleep(nanoseconds: target - now) } catch { break }  // cancelled: no more phones
+                }
+                if Task.isCancelled { break }
                 if let stop, clock.now() >= stop { break }
+                // Depth first: wait for a place among the phones booting now (cancelled: no more phones).
+                do { try await gate.enter() } catch { break }
                 let mac = options.macStart.advanced(by: UInt64(index))
                 let identity = Identity(
                     mac: mac,
@@ -121,7 +170,8 @@ public final class FleetRunner: Sendable {
                 )
                 let backend = try flash.flash(for: identity)
                 let snapshot = try backend.load()
-                let machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
+                var machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)
+                machine.debugEvents = options.debugEvents
                 let source =
                     options.sourceAddresses.isEmpty
                     ? nil : options.sourceAddresses[index % options.sourceAddresses.count]
@@ -135,10 +185,20 @@ public final class FleetRunner: Sendable {
                     tls: options.tls,
                     timerJitter: options.jitter,
                     bodies: bodies,
-                    onFetch: { record in Self.record(record, into: stats) }
+                    onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } }
                 )
                 group.addTask {
-                    let report = await runtime.powerOn()
+                    // Cancelled (the fleet was interrupted): shut the phone down, which releases its waiters.
+                    let report = await withTaskCancellationHandler {
+                        await runtime.powerOn()
+                    } onCancel: {
+                        Task { await runtime.shutdown() }
+                    }
+                    gate.leave()
+                    if report == nil && Task.isCancelled {
+                        await runtime.shutdown()
+                        return
+                    }
                     let done = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     stats.recordPhone(
                         mac: mac.upper,
@@ -149,14 +209,18 @@ public final class FleetRunner: Sendable {
                         files: Self.fileOutcomes(report),
                         error: Self.firstError(report)
                     )
-                    if let stop { await runtime.run(until: stop) }
+                    if let stop, !Task.isCancelled {
+                        await withTaskCancellationHandler {
+                            await runtime.run(until: stop)
+                        } onCancel: {
+                            Task { await runtime.shutdown() }
+                        }
+                    }
                     await runtime.shutdown()
                 }
             }
             try await group.waitForAll()
         }
-        try flash.flush()
-        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
 
     /// How many phones start: `--count`, or for `--rate` over a duration, rate × duration (at most `--count`).
@@ -235,4 +299,11 @@ struct PhoneTransport: Transport {
         if let sourceAddress { r.sourceInterface = "host!\(sourceAddress)" }
         inner.fetch(r, completion: completion)
     }
+}
+
+/// Set once, read from any thread.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }

@@ -17,14 +17,15 @@ public struct MergeInput: Sendable {
 /// The result of merging a cycle's files with the local edits.
 public struct MergeResult: Hashable, Sendable {
     /// Every non-factory effective value, with its source.
-    public var parameters: [String: Parameter]
+    public var parameters: ParameterTable
     /// Local edits overwritten by a provisioned value with `perm` containing `!` (they are removed from flash).
     public var overriddenLocalEdits: [Parameter]
     /// Local edits that stay in force against a provisioned value.
     public var keptLocalEdits: [String]
     /// How many effective values each source gave.
     public var countBySource: [ParameterSource: Int]
-    /// Parameters that more than one file set: the sources that lost to the winner, strongest first.
+    /// Parameters that more than one file set: the sources that lost to the winner, strongest first (empty unless
+    /// asked for: it is for debug events).
     public var shadowed: [String: [ParameterSource]] = [:]
 }
 
@@ -35,51 +36,86 @@ public enum Merge {
     /// Across files a later file never overrides an earlier one: standard > product > master > the initial file's own
     /// parameters > factory default. Local edits beat all provisioned values, unless the winning provisioned value
     /// carries `perm` with `!` and was downloaded in this cycle (or `overrideFromSavedCopy` is set).
+    ///
+    /// - Parameter recordShadowed: fill `shadowed` (which file lost where several set a value), for debug events.
     public static func effective(
         files: [MergeInput],
         localEdits: [String: LocalEdit],
-        overrideFromSavedCopy: Bool = false
+        overrideFromSavedCopy: Bool = false,
+        recordShadowed: Bool = true
     ) -> MergeResult {
-        var params: [String: Parameter] = [:]
-        var freshness: [String: Bool] = [:]
-        var shadowed: [String: [ParameterSource]] = [:]
-        // Strongest first; a name already set is never overridden by a weaker file.
+        // Every entry of every file, strongest file first; sorted by name (then strength), the first of each name
+        // wins: a name already set is never overridden by a weaker file.
+        struct Candidate {
+            var entry: ParameterTable.Entry
+            var rank: Int32
+            var input: Int32
+        }
         let order: [FileKind] = [.standard, .product, .master, .initial]
+        var total = 0
+        for input in files {
+            total += input.document.device.count + (input.kind == .initial ? input.document.initial.count : 0)
+        }
+        var candidates: [Candidate] = []
+        candidates.reserveCapacity(total)
+        var rank: Int32 = 0
         for kind in order {
-            for input in files where input.kind == kind {
+            for (index, input) in files.enumerated() where input.kind == kind {
                 let doc = input.document
                 let source = ParameterSource(kind)
                 // The initial file's <Initial> section (CfgFiles, Certs) is part of the phone's settings too.
                 for entries in [doc.device, kind == .initial ? doc.initial : [:]] {
                     for (name, e) in entries {
-                        guard params[name] == nil else {
-                            if params[name]?.source != source { shadowed[name, default: []].append(source) }
-                            continue
-                        }
-                        params[name] = Parameter(
+                        let entry = ParameterTable.Entry(
                             name: name,
                             value: e.value,
-                            source: source,
-                            perm: e.perm,
-                            access: e.access
+                            bits: ParameterTable.bits(source: source, perm: e.perm, access: e.access)
                         )
-                        freshness[name] = input.fresh
+                        candidates.append(Candidate(entry: entry, rank: rank, input: Int32(index)))
                     }
+                    rank += 1
                 }
             }
         }
-        var overridden: [Parameter] = []
-        var kept: [String] = []
-        for (name, edit) in localEdits.sorted(by: { $0.key < $1.key }) {
-            if let p = params[name], Perm(p.perm).overridesLocalEdit, freshness[name] == true || overrideFromSavedCopy {
-                overridden.append(Parameter(name: name, value: edit.value, source: .local))
+        candidates.sort { $0.entry.name != $1.entry.name ? $0.entry.name < $1.entry.name : $0.rank < $1.rank }
+        var entries = ContiguousArray<ParameterTable.Entry>()
+        entries.reserveCapacity(candidates.count)
+        var winners: [Int32] = []
+        winners.reserveCapacity(candidates.count)
+        var shadowed: [String: [ParameterSource]] = [:]
+        for c in candidates {
+            if let last = entries.last, last.name == c.entry.name {
+                if recordShadowed, last.bits & 0xFF != c.entry.bits & 0xFF {
+                    shadowed[last.name, default: []].append(ParameterTable.source(c.entry.bits))
+                }
                 continue
             }
-            if params[name] != nil { kept.append(name) }
-            params[name] = Parameter(name: name, value: edit.value, source: .local)
+            var entry = c.entry
+            entry.name = ParameterNames.intern(entry.name)
+            entries.append(entry)
+            winners.append(c.input)
         }
+        var params = ParameterTable(sortedEntries: entries)
+        var overridden: [Parameter] = []
+        var kept: [String] = []
+        var applied: [Parameter] = []
+        // Decided on the provisioned table (positions match `winners`), applied after.
+        for (name, edit) in localEdits.sorted(by: { $0.key < $1.key }) {
+            if case .found(let i) = params.position(of: name) {
+                let p = ParameterTable.parameter(params.entries[i])
+                if Perm(p.perm).overridesLocalEdit, files[Int(winners[i])].fresh || overrideFromSavedCopy {
+                    overridden.append(Parameter(name: name, value: edit.value, source: .local))
+                    continue
+                }
+                kept.append(name)
+            }
+            applied.append(Parameter(name: name, value: edit.value, source: .local))
+        }
+        for p in applied { params[p.name] = p }
         var counts: [ParameterSource: Int] = [:]
-        for p in params.values { counts[p.source, default: 0] += 1 }
+        var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
+        for e in params.entries { bySource[Int(e.bits & 0xFF)] += 1 }
+        for (i, source) in ParameterSource.allCases.enumerated() where bySource[i] > 0 { counts[source] = bySource[i] }
         return MergeResult(
             parameters: params,
             overriddenLocalEdits: overridden,
@@ -229,7 +265,7 @@ public enum ConfigView {
     }
 
     /// The effective value of one parameter (saved configuration, else factory default).
-    public static func value(_ name: String, profile: DeviceProfile, parameters: [String: Parameter]) -> String? {
-        parameters[name]?.value ?? profile.factoryDefaults[name]
+    public static func value(_ name: String, profile: DeviceProfile, parameters: ParameterTable) -> String? {
+        parameters.value(name) ?? profile.factoryDefaults[name]
     }
 }

@@ -306,7 +306,7 @@ public struct FlashSnapshot: Hashable, Sendable {
     public var bootCount: Int
     public var savedFiles: [FileKind: SavedFile]
     /// The effective configuration last applied (the "saved configuration"), every non-factory value.
-    public var parameters: [String: Parameter]
+    public var parameters: ParameterTable
     public var localEdits: [String: LocalEdit]
     public var timers: [TimerKind: PhoneTime]
     public var fileStatus: [FileKind: FileStatus]
@@ -319,7 +319,7 @@ public struct FlashSnapshot: Hashable, Sendable {
         identity: Identity,
         bootCount: Int = 0,
         savedFiles: [FileKind: SavedFile] = [:],
-        parameters: [String: Parameter] = [:],
+        parameters: ParameterTable = [:],
         localEdits: [String: LocalEdit] = [:],
         timers: [TimerKind: PhoneTime] = [:],
         fileStatus: [FileKind: FileStatus] = [:],
@@ -384,7 +384,7 @@ public struct FlashChanges: Hashable, Sendable {
     /// Saved copies to insert or replace.
     public var savedFiles: [SavedFile] = []
     /// When set, the whole effective parameter table is replaced by this one.
-    public var parameters: [String: Parameter]?
+    public var parameters: ParameterTable?
     /// Local edits to insert or replace.
     public var setLocalEdits: [LocalEdit] = []
     /// Local edits to delete, by name.

@@ -230,6 +230,10 @@ public struct PhoneMachine: Sendable {
     public private(set) var lastReport: CycleReport?
     public private(set) var bootedAt: PhoneTime?
 
+    /// Whether debug-level events (which file won each parameter, stale answers, skipped files) are made at all.
+    /// A fleet turns them off: they cost a string per shadowed parameter per phone, and nobody reads them there.
+    public var debugEvents = true
+
     private var cycle: Cycle?
     private var deferredTrigger: String?
     private var nextFetchID = 1
@@ -248,7 +252,7 @@ public struct PhoneMachine: Sendable {
 
     /// Feeds one event; returns what the runtime must do, `.persist` first.
     public mutating func handle(_ event: PhoneEvent, at now: PhoneTime) -> [PhoneAction] {
-        var step = Step(now: now, boot: flash.bootCount)
+        var step = Step(now: now, boot: flash.bootCount, debug: debugEvents)
         switch event {
         case .powerOn:
             powerOn(&step)
@@ -779,7 +783,8 @@ public struct PhoneMachine: Sendable {
             let merged = Merge.effective(
                 files: c.inputs,
                 localEdits: flash.localEdits,
-                overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy
+                overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy,
+                recordShadowed: debugEvents
             )
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
@@ -898,7 +903,7 @@ public struct PhoneMachine: Sendable {
 
     /// The effective value in flash (saved configuration, then factory default).
     public func value(_ name: String) -> String? {
-        flash.parameters[name]?.value ?? profile.factory[name]
+        flash.parameters.value(name) ?? profile.factory[name]
     }
 
     /// The value in force during a cycle: a local edit, else the strongest file downloaded so far in this cycle,
@@ -953,11 +958,21 @@ private struct Cycle: Sendable {
 private struct Step {
     var now: PhoneTime
     var boot: Int
+    /// Make debug-level events (`PhoneMachine.debugEvents`); the message and fields are not even built otherwise.
+    var debug: Bool
     var changes = FlashChanges()
     var actions: [PhoneAction] = []
 
-    mutating func log(_ level: LogEntry.Level, _ kind: String, _ message: String, _ fields: [String: String] = [:]) {
-        changes.events.append(LogEntry(at: now, boot: boot, level: level, kind: kind, message: message, fields: fields))
+    mutating func log(
+        _ level: LogEntry.Level,
+        _ kind: String,
+        _ message: @autoclosure () -> String,
+        _ fields: @autoclosure () -> [String: String] = [:]
+    ) {
+        if level == .debug && !debug { return }
+        changes.events.append(
+            LogEntry(at: now, boot: boot, level: level, kind: kind, message: message(), fields: fields())
+        )
     }
 
     /// `.persist` first, then the rest in order. The machine's flash view takes the same changes (applying is

@@ -60,6 +60,12 @@ enum Curl {
         return "/etc/ssl/certs"
     }()
 
+    /// The CA bundle libcurl was built with (`/etc/ssl/certs/ca-certificates.crt` on Debian), or nil.
+    static let defaultCAInfo: String? = {
+        if let info = curlshim_version_info(), let cainfo = info.pointee.cainfo { return String(cString: cainfo) }
+        return nil
+    }()
+
     static let version: String = {
         if let info = curlshim_version_info(), let version = info.pointee.version { return String(cString: version) }
         return "unknown"

@@ -24,6 +24,7 @@ final class CurlLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let maxInFlight: Int
     private let systemCAPath: String
+    private let trust: TrustFiles
 
     // MARK: - Shared, under `lock`
     private let lock = NSLock()
@@ -45,7 +46,7 @@ final class CurlLoop: @unchecked Sendable {
     private var loopFailure: String? = nil
     private var peakInFlight = 0
 
-    init(index: Int, maxInFlight: Int, systemCAPath: String) throws(CurlCallError) {
+    init(index: Int, maxInFlight: Int, systemCAPath: String, trust: TrustFiles) throws(CurlCallError) {
         guard let multi = curl_multi_init() else {
             throw CurlCallError(call: "curl_multi_init", code: 0, curlMessage: "out of memory")
         }
@@ -53,6 +54,7 @@ final class CurlLoop: @unchecked Sendable {
         self.multi = multi
         self.maxInFlight = maxInFlight
         self.systemCAPath = systemCAPath
+        self.trust = trust
         Thread { [self] in run() }.start()
     }
 
@@ -184,7 +186,7 @@ final class CurlLoop: @unchecked Sendable {
         }
         do {
             let share = try share(for: job.request)
-            try transfer.configure(share: share, systemCAPath: systemCAPath)
+            try transfer.configure(share: share, systemCAPath: systemCAPath, trust: trust)
             if let share {
                 share.users += 1
                 transfer.share = share

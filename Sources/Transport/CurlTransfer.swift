@@ -32,7 +32,7 @@ final class CurlTransfer {
 
     // MARK: - Options
 
-    func configure(share: ConnectionShare?, systemCAPath: String) throws(CurlCallError) {
+    func configure(share: ConnectionShare?, systemCAPath: String, trust: TrustFiles) throws(CurlCallError) {
         let request = job.request
         let easy = self.easy
         easy.errorBuffer[0] = 0
@@ -70,6 +70,13 @@ final class CurlTransfer {
         if let rootsBlob {
             try easy.set(CURLOPT_CAINFO_BLOB, blob: rootsBlob, "CAINFO_BLOB")
             try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
+        } else if !request.insecure, URLText.scheme(of: request.url) == "https",
+            let combined = trust.combined(extraCAFile: request.extraCAFile)
+        {
+            // The same roots as one file and no CAPATH: libcurl then parses them once per loop, not per connection
+            // (see TrustFiles).
+            try easy.set(CURLOPT_CAINFO, string: combined, "CAINFO")
+            try easy.set(CURLOPT_CAPATH, string: nil, "CAPATH")
         } else if let extraCAFile = request.extraCAFile {
             try easy.set(CURLOPT_CAINFO, string: extraCAFile, "CAINFO")
             try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")

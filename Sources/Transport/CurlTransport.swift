@@ -31,6 +31,7 @@ public final class CurlTransport: Transport, @unchecked Sendable {
     public static func redactedURL(_ url: String) -> String { URLText.redacted(url) }
 
     private let loops: [CurlLoop]
+    private let trust: TrustFiles
     private let lock = NSLock()
     private var nextLoop = 0
 
@@ -53,10 +54,18 @@ public final class CurlTransport: Transport, @unchecked Sendable {
         if case .failure(let error) = Curl.globalInit {
             throw TransportError("libcurl \(Curl.version) could not be initialised: \(error)")
         }
+        let trust = TrustFiles(systemCAPath: systemCAPath, defaultBundle: Curl.defaultCAInfo)
         var started: [CurlLoop] = []
         for index in 0..<loops {
             do {
-                started.append(try CurlLoop(index: index, maxInFlight: maxInFlightPerLoop, systemCAPath: systemCAPath))
+                started.append(
+                    try CurlLoop(
+                        index: index,
+                        maxInFlight: maxInFlightPerLoop,
+                        systemCAPath: systemCAPath,
+                        trust: trust
+                    )
+                )
             } catch {
                 for loop in started { loop.beginShutdown() }
                 for loop in started { loop.waitUntilStopped() }
@@ -64,6 +73,7 @@ public final class CurlTransport: Transport, @unchecked Sendable {
             }
         }
         self.loops = started
+        self.trust = trust
     }
 
     deinit { shutdown() }
@@ -101,6 +111,7 @@ public final class CurlTransport: Transport, @unchecked Sendable {
     public func shutdown() {
         for loop in loops { loop.beginShutdown() }
         for loop in loops { loop.waitUntilStopped() }
+        trust.removeFiles()
     }
 }
 

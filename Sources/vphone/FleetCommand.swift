@@ -1,7 +1,6 @@
 import ArgumentParser
 import Fleet
 import FleetReport
-import FlyingFox
 import Foundation
 import Logging
 import PhoneCore
@@ -18,7 +17,9 @@ struct FleetCommand: AsyncParsableCommand {
             server cannot hide behind phones that start late. Without --duration the fleet exits when every phone has \
             finished its boot-time provisioning.
 
-            Exit codes: 0; 1 a --fail-if threshold was crossed; 64 bad command line; 65 unusable profile or store.
+            SIGTERM or SIGINT stops the fleet early and cleanly, as vphone boot does: no new phone starts, timers             stop, phones still provisioning are shut down (they are left out of the report), the store is flushed,             and --report, --csv and --html are written for the phones that had finished. A second signal exits at             once, without outputs (status 128+signal).
+
+            Exit codes: 0 (also after SIGTERM/SIGINT); 1 a --fail-if threshold was crossed; 64 bad command line;             65 unusable profile or store.
             """
     )
 
@@ -41,6 +42,14 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
     @Option(help: "libcurl loop threads.") var loops: Int = 1
     @Option(help: "Transfers in flight per loop; the rest wait their turn.") var maxInFlight: Int = 256
+    @Option(
+        help: ArgumentHelp(
+            "Phones in their boot-time provisioning at once; later ones wait for a place, their latency counting "
+                + "from their intended start (default: 2 × --loops × --max-in-flight).",
+            valueName: "n"
+        )
+    )
+    var maxBooting: Int?
     @Option(help: "PEM file of extra root certificates for HTTPS.") var caFile: String?
     @Flag(help: "Do not verify HTTPS certificates (labs only).") var insecure = false
 
@@ -68,6 +77,9 @@ struct FleetCommand: AsyncParsableCommand {
         guard timeScale > 0, timeScale.isFinite else { throw ValidationError("--time-scale must be positive") }
         guard (1...64).contains(loops) else { throw ValidationError("--loops must be 1...64") }
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
+        if let maxBooting, !(1...1_000_000).contains(maxBooting) {
+            throw ValidationError("--max-booting must be 1...1000000")
+        }
         if provURL == nil && option66 == nil { throw ValidationError("give --prov-url URL (or --dhcp-option66)") }
         let macros = MacroContext(mac: macStart, model: "KX-UTG300", firmware: "0")
         if let provURL {
@@ -108,8 +120,10 @@ struct FleetCommand: AsyncParsableCommand {
         options.sourceAddresses = try sourceIps.map { try CIDR.addresses($0) } ?? []
         options.loops = loops
         options.maxInFlightPerLoop = maxInFlight
+        options.maxBooting = maxBooting
         options.tls = .init(extraCAFile: caFile, insecure: insecure)
         options.shardLabel = shard.map { "\($0.k)/\($0.n)" }
+        options.debugEvents = logging.logLevel.level == .debug
         if insecure { logger.warning("TLS VERIFICATION IS OFF (--insecure)") }
 
         let flash: any FleetFlashProvider
@@ -139,19 +153,25 @@ struct FleetCommand: AsyncParsableCommand {
             stats: stats,
             logger: logger
         )
-        let metrics = try await startMetrics(stats: stats)
+        let metrics = try startMetrics(stats: stats)
         let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
+        let work = Task { try await runner.run() }
+        let stopper = FleetSignalStopper { work.cancel() }
         let duration: Double
         do {
-            duration = try await runner.run()
+            duration = try await work.value
         } catch {
             progress?.cancel()
             fail("fleet stopped: \(error)")
             throw Exit.data
         }
         progress?.cancel()
+        if let signal = stopper.signalName {
+            let done = stats.progress().done
+            fail("stopped by \(signal): the outputs cover the \(done) phone(s) that had finished booting")
+        }
         transport.shutdown()
-        await metrics?.stop(timeout: 1)
+        metrics?.stop()
         let result = stats.report(durationS: duration)
         if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(Self.summary(result))
@@ -208,21 +228,18 @@ struct FleetCommand: AsyncParsableCommand {
         }
     }
 
-    private func startMetrics(stats: FleetStats) async throws -> HTTPServer? {
+    private func startMetrics(stats: FleetStats) throws -> MetricsEndpoint? {
         guard let metricsPort else { return nil }
         let started = Date()
-        let server = HTTPServer(address: try .inet(ip4: "127.0.0.1", port: metricsPort))
-        await server.appendRoute("GET /metrics") { _ in
-            let text = stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
-            return HTTPResponse(
-                statusCode: .ok,
-                headers: [.contentType: "text/plain; version=0.0.4"],
-                body: Data(text.utf8)
-            )
+        do {
+            // A thread of its own: a scrape is answered at once even while the phones keep the task pool busy.
+            return try MetricsEndpoint(port: metricsPort) {
+                stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
+            }
+        } catch {
+            fail("--metrics-port: \(error)")
+            throw Exit.usage
         }
-        Task { try? await server.run() }
-        try await server.waitUntilListening(timeout: 5)
-        return server
     }
 }
 
@@ -331,6 +348,42 @@ enum CIDR {
         return (0..<size).map { i in
             let a = base + i
             return "\(a >> 24).\(a >> 16 & 255).\(a >> 8 & 255).\(a & 255)"
+        }
+    }
+}
+
+/// SIGTERM and SIGINT stop a fleet cleanly (the first one); a second one ends the process at once.
+final class FleetSignalStopper: @unchecked Sendable {
+    // @unchecked: `received` is guarded by `lock`; `sources` is written only in init.
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var received: Int32?
+
+    init(onStop: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { [weak self] in
+                guard let self else { return }
+                self.lock.lock()
+                let first = self.received == nil
+                if first { self.received = sig }
+                self.lock.unlock()
+                if first { onStop() } else { _exit(128 + sig) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// `SIGTERM` or `SIGINT` once one was received, else nil.
+    var signalName: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        switch received {
+        case nil: return nil
+        case SIGINT: return "SIGINT"
+        default: return "SIGTERM"
         }
     }
 }

@@ -22,7 +22,7 @@ struct FlashBenchmarkTests {
                 savedAt: at(Int64(index))
             )
         }
-        changes.parameters = parameters
+        changes.parameters = ParameterTable(parameters)
         changes.fileStatus = FileKind.allCases.map {
             FileStatus(kind: $0, url: "http://prov/\($0).cfg", outcome: .downloaded, reason: "", at: at(Int64(index)))
         }

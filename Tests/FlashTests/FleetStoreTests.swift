@@ -39,13 +39,15 @@ func fleetCycle(
             savedAt: at(time)
         )
     }
-    changes.parameters = Dictionary(
-        uniqueKeysWithValues: (0..<parameterCount).map {
-            (
-                "PARAM_\($0)",
-                Parameter(name: "PARAM_\($0)", value: "p\(index)c\(cycle)v\($0)", source: .master, perm: "RW")
-            )
-        }
+    changes.parameters = ParameterTable(
+        Dictionary(
+            uniqueKeysWithValues: (0..<parameterCount).map {
+                (
+                    "PARAM_\($0)",
+                    Parameter(name: "PARAM_\($0)", value: "p\(index)c\(cycle)v\($0)", source: .master, perm: "RW")
+                )
+            }
+        )
     )
     changes.fileStatus = FileKind.allCases.map {
         FileStatus(kind: $0, url: "http://prov.example/\($0).cfg", outcome: .downloaded, reason: "", at: at(time))

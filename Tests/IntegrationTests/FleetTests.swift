@@ -2,6 +2,7 @@ import Flash
 import Foundation
 import PhoneCore
 import Testing
+import Transport
 import VPhoneTesting
 
 /// `vphone fleet` against a real nginx: counts that agree with the server's own access log.
@@ -157,5 +158,77 @@ struct FleetTests {
             cwd: dir
         )
         #expect(r.code == 65, "\(r.stderr)")
+    }
+}
+
+extension FleetTests {
+    /// The provisioned-phone count from the fleet's Prometheus endpoint, or nil while it does not answer.
+    func provisionedCount(metricsPort: Int, transport: CurlTransport) async -> Int? {
+        let request = FetchRequest(url: "http://127.0.0.1:\(metricsPort)/metrics", userAgent: "test")
+        guard case .success(let r) = await transport.fetch(request) else { return nil }
+        let line = String(decoding: r.body, as: UTF8.self).split(separator: "\n").first {
+            $0.hasPrefix("vphone_fleet_phones_total{outcome=\"provisioned\"}")
+        }
+        return line.flatMap { $0.split(separator: " ").last }.flatMap { Int($0) }
+    }
+
+    @Test func sigtermWritesTheReportAndFlushesTheStore() async throws {
+        let count = 50
+        let server = try fleetServer(count: count)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let port = NginxServer.freePort()
+        let running = try startVPhone(
+            [
+                "fleet", "--count", "\(count)", "--mac-start", Self.first.upper, "--prov-url", server.base, "--quiet",
+                "--duration", "1h", "--metrics-port", "\(port)", "--report", "r.json", "--csv", "r.csv",
+                "--store", "s.db",
+            ],
+            cwd: dir
+        )
+        let transport = try CurlTransport()
+        defer { transport.shutdown() }
+        // Every phone has finished its boot-time provisioning; the fleet would now run for an hour.
+        var provisioned = 0
+        for _ in 0..<600 where provisioned < count {
+            provisioned = await provisionedCount(metricsPort: port, transport: transport) ?? 0
+            if provisioned < count { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        #expect(provisioned == count)
+        running.signal(SIGTERM)
+        let r = running.wait()
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("SIGTERM"))
+        let rep = try report(dir + "/r.json")
+        #expect(rep["phones"] as? Int == count)
+        #expect(rep["provisioned"] as? Int == count)
+        #expect(try String(contentsOfFile: dir + "/r.csv", encoding: .utf8).split(separator: "\n").count == count + 1)
+        // The store's last batch was written before the exit: every phone is there, with its configuration.
+        let store = try FleetStore.open(at: dir + "/s.db", readOnly: true)
+        defer { store.close() }
+        #expect(Set(try store.macs()) == Set((0..<count).map { Self.first.advanced(by: UInt64($0)) }))
+        let phone = Self.first.advanced(by: 7)
+        #expect(try vphone(["flash", "extract", "s.db", "--mac", phone.upper, "--to", "p.flash"], cwd: dir).code == 0)
+        #expect(try configShow(flash: dir + "/p.flash", cwd: dir)["PHONE_NUMBER_1"]! == ("1007", "standard"))
+    }
+}
+
+extension FleetTests {
+    @Test func oneBootingPhoneAtATimeFetchesDepthFirst() throws {
+        let count = 20
+        let server = try fleetServer(count: count)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let r = try fleet(server, ["--report", "r.json", "--max-booting", "1"], count: count, cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(try report(dir + "/r.json")["provisioned"] as? Int == count)
+        // Each phone's four requests come together, one phone after another: no phone's initial file goes ahead of
+        // the phone before it finishing.
+        let agents = try server.requests(atLeast: 4 * count).map { line -> String in
+            let parts = line.split(separator: "\"")
+            return parts.count > 3 ? String(parts[3]) : ""
+        }
+        #expect(agents.count == 4 * count)
+        let runs = stride(from: 0, to: agents.count, by: 4).map { Set(agents[$0..<min($0 + 4, agents.count)]) }
+        #expect(runs.allSatisfy { $0.count == 1 })
+        #expect(Set(runs.compactMap(\.first)).count == count)
     }
 }

@@ -62,6 +62,36 @@ struct CurlTransportTLSTests {
         #expect(fromDirectory.success()?.body == helloBody)
     }
 
+    @Test("a CA file rewritten while the transport runs is read again (the combined roots are rebuilt)")
+    func rewrittenCAFile() async throws {
+        let siteA = try Site(tls: true)
+        let siteB = try Site(tls: true)
+        let directory = try makeDirectory("vphone-cafile")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = directory + "/roots.pem"
+        try Data(try caPEM(siteA)).write(to: URL(fileURLWithPath: file))
+        let transport = try CurlTransport()
+        defer { transport.shutdown() }
+        func fetch(_ site: Site) async -> Result<FetchResponse, FetchFailure> {
+            await transport.fetch(request(site.tlsURL("hello.cfg")) { $0.extraCAFile = file })
+        }
+        #expect(await fetch(siteA).success()?.body == helloBody)
+        #expect(await fetch(siteA).success()?.body == helloBody)  // from libcurl's cached store
+        #expect(await fetch(siteB).failure()?.kind == .tls)
+        try Data(try caPEM(siteB) + Array("\n".utf8)).write(to: URL(fileURLWithPath: file))
+        #expect(await fetch(siteB).success()?.body == helloBody)
+        #expect(await fetch(siteA).failure()?.kind == .tls)
+    }
+
+    @Test("the system directory's certificates are the files under hashed names")
+    func hashedNames() {
+        #expect(TrustFiles.isHashedCertificateName("0123abcd.0"))
+        #expect(TrustFiles.isHashedCertificateName("0123ABCD.12"))
+        #expect(!TrustFiles.isHashedCertificateName("0123abcd.r0"))
+        #expect(!TrustFiles.isHashedCertificateName("ca-certificates.crt"))
+        #expect(!TrustFiles.isHashedCertificateName("0123abc.0"))
+    }
+
     @Test("the real system store still verifies alongside an extra file (CAPATH is the system directory)")
     func systemDirectoryIsDefault() throws {
         #expect(Curl.defaultCAPath == "/etc/ssl/certs")
