@@ -260,7 +260,7 @@ import VPhoneTesting
 
     /// What "the saved configuration" means for the comparison: values, saved file bodies, certificates, key.
     struct Saved: Equatable, Sendable {
-        var parameters: [String: Parameter]
+        var parameters: ParameterTable
         var files: [FileKind: [UInt8]]
         var certificates: [Int: [UInt8]]
         var key: String?
