@@ -78,7 +78,7 @@ let package = Package(
         // MARK: - Tests
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
-        .testTarget(name: "CryptoTests", dependencies: ["Crypto"]),
+        .testTarget(name: "CryptoTests", dependencies: ["Crypto", "VPhoneTesting"]),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
         .testTarget(
             name: "TestServerTests",

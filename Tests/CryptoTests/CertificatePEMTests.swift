@@ -1,23 +1,11 @@
 import Crypto
 import Foundation
 import Testing
+import VPhoneTesting
 
 @Suite struct CertificatePEMTests {
-    /// A real certificate made by openssl (the same as `Fixture.rootCertificatePEM`).
-    static let pem = """
-        -----BEGIN CERTIFICATE-----
-        MIIBlzCCAT2gAwIBAgIUNgZZgN3E71hgNcj2NyP4/D8aDFkwCgYIKoZIzj0EAwIw
-        IDEeMBwGA1UEAwwVdnBob25lIHVuaXQtdGVzdCByb290MCAXDTI2MTEyNzA4MTgx
-        MFoYDzIxMjYxMTAzMDgxODEwWjAgMR4wHAYDVQQDDBV2cGhvbmUgdW5pdC10ZXN0
-        IHJvb3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQbfc2UAEUE/Q+J/Hm+JDSK
-        kI6VOE3XkmOMyr3uh472a8hiOQ6oW6lbS1fn8y1MBnP5Z2eTuTwC8oB1IeULYBkH
-        o1MwUTAdBgNVHQ4EFgQUcgXVB20Z6rVBHZ/YALiNPef4VHIwHwYDVR0jBBgwFoAU
-        cgXVB20Z6rVBHZ/YALiNPef4VHIwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
-        AgNIADBFAiEAp/x7U/Cfzhm4QEU085MtFWSoFzXzDJ3vL/XuLjep/mACIAb73RVS
-        QqLOtoo3Szj5FbSWKNkHrw/u454jV3P1l6t0
-        -----END CERTIFICATE-----
-
-        """
+    /// A real certificate made by openssl.
+    static let pem = Fixture.rootCertificatePEM
 
     @Test func realCertificatesAreCountedWithTextAroundThem() throws {
         #expect(try CertificatePEM.count(Array(Self.pem.utf8)) == 1)
