@@ -17,9 +17,13 @@ struct FleetCommand: AsyncParsableCommand {
             server cannot hide behind phones that start late. Without --duration the fleet exits when every phone has \
             finished its boot-time provisioning.
 
-            SIGTERM or SIGINT stops the fleet early and cleanly, as vphone boot does: no new phone starts, timers             stop, phones still provisioning are shut down (they are left out of the report), the store is flushed,             and --report, --csv and --html are written for the phones that had finished. A second signal exits at             once, without outputs (status 128+signal).
+            SIGTERM or SIGINT stops the fleet early and cleanly, as vphone boot does: no new phone starts, timers \
+            stop, phones still provisioning are shut down (they are left out of the report), the store is flushed, \
+            and --report, --csv and --html are written for the phones that had finished. A second signal exits at \
+            once, without outputs (status 128+signal).
 
-            Exit codes: 0 (also after SIGTERM/SIGINT); 1 a --fail-if threshold was crossed; 64 bad command line;             65 unusable profile or store.
+            Exit codes: 0 (also after SIGTERM/SIGINT); 1 a --fail-if threshold was crossed; 64 bad command line; \
+            65 unusable profile or store.
             """
     )
 
