@@ -28,6 +28,11 @@ final class MergeRun: Sendable {
     let device: ContiguousArray<ParameterTable.Entry>
     let initial: ContiguousArray<ParameterTable.Entry>
 
+    init(device: ContiguousArray<ParameterTable.Entry>, initial: ContiguousArray<ParameterTable.Entry>) {
+        self.device = device
+        self.initial = initial
+    }
+
     /// - Parameter shared: intern the names (the run is kept for many phones).
     init(_ document: ConfigDocument, shared: Bool) {
         func sorted(_ entries: [String: ConfigEntry]) -> ContiguousArray<ParameterTable.Entry> {
@@ -62,8 +67,33 @@ public final class MergeMemo: Sendable {
         var merged: Merge.Layered
     }
     private let last = Mutex<(Key, Value)?>(nil)
+    /// The names of the last phone's own file, sorted and shared: a fleet's standard files come from one template.
+    private let ownNames = Mutex<[String]?>(nil)
 
     public init() {}
+
+    /// The run of a phone's own file: in the order of the last one when it has the same names (no sort, and the
+    /// names are the shared copies), else sorted, and its names kept for the next phone.
+    func ownRun(_ document: ConfigDocument) -> MergeRun {
+        if document.initial.isEmpty, let names = ownNames.withLock({ $0 }), names.count == document.device.count {
+            var entries = ContiguousArray<ParameterTable.Entry>()
+            entries.reserveCapacity(names.count)
+            for name in names {
+                guard let e = document.device[name] else { break }
+                entries.append(
+                    ParameterTable.Entry(
+                        name: name,
+                        value: e.value,
+                        bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
+                    )
+                )
+            }
+            if entries.count == names.count { return MergeRun(device: entries, initial: []) }
+        }
+        let run = MergeRun(document, shared: true)
+        if document.initial.isEmpty { ownNames.withLock { $0 = run.device.map(\.name) } }
+        return run
+    }
 
     fileprivate func lookup(_ key: Key) -> Merge.Layered? {
         last.withLock { l in l.flatMap { $0.0 == key ? $0.1.merged : nil } }
@@ -116,7 +146,7 @@ public enum Merge {
         var layers: [(entries: ContiguousArray<ParameterTable.Entry>, source: UInt8, input: Int, run: MergeRun?)] = []
         for kind in [FileKind.standard, .product, .master, .initial] {
             for (index, input) in files.enumerated() where input.kind == kind {
-                let run = input.run ?? MergeRun(input.document, shared: false)
+                let run = input.run ?? memo?.ownRun(input.document) ?? MergeRun(input.document, shared: false)
                 let source = ParameterTable.sourceIndex(ParameterSource(kind))
                 layers.append((run.device, source, index, input.run))
                 if kind == .initial { layers.append((run.initial, source, index, input.run)) }

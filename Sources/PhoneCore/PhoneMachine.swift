@@ -189,17 +189,12 @@ final class DocumentCache: Sendable {
     private static let maxSeen = 8192
     private static let maxHot = 256
 
-    private static func key(_ body: [UInt8]) -> Int {
-        var h = Hasher()
-        h.combine(body.count)
-        body.withUnsafeBytes { h.combine(bytes: $0) }
-        return h.finalize()
-    }
+    private static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
 
     func lookup(_ body: [UInt8]) -> (document: ConfigDocument, run: MergeRun?)? {
         let k = Self.key(body)
         return state.withLock { s in
-            guard let entry = s.hot[k], entry.body == body else { return nil }
+            guard let entry = s.hot[k], BodyBytes.equal(entry.body, body) else { return nil }
             return (entry.document, entry.run)
         }
     }

@@ -101,9 +101,10 @@ enum BodyDelta {
                 // Where the reference would continue if the target's next bytes follow it (same-length values).
                 var expected = 0
                 func matchLength(_ p: Int, _ i: Int) -> Int {
-                    var n = 0
-                    while p + n < r.count && i + n < t.count && r[p + n] == t[i + n] { n += 1 }
-                    return n
+                    BodyBytes.commonPrefix(
+                        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: r[p...])),
+                        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: t[i...]))
+                    )
                 }
                 while i + minimumMatch <= t.count {
                     var bestPos = -1
@@ -225,7 +226,7 @@ public final class SharedPhoneState: Sendable {
             return r
         }
         // The product, master and initial files: the reference itself, one copy.
-        if bytes == reference.bytes {
+        if BodyBytes.equal(bytes, reference.bytes) {
             return SavedBody(storage: .delta(reference, ops: BodyDelta.copyAll(bytes.count), count: bytes.count))
         }
         let ops = BodyDelta.encode(bytes, against: reference)
@@ -243,5 +244,45 @@ public final class SharedPhoneState: Sendable {
             return b
         }
         return table.layered(over: base)
+    }
+}
+
+/// Comparing and hashing file bodies eight bytes at a time (a fleet does it for every download).
+enum BodyBytes {
+    /// How many leading bytes `a` and `b` have in common.
+    static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        var i = 0
+        while i + 8 <= n {
+            let x = a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let y = b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if x != y { return i + (x ^ y).littleEndian.trailingZeroBitCount / 8 }
+            i += 8
+        }
+        while i < n && a[i] == b[i] { i += 1 }
+        return i
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in commonPrefix(x, y) == x.count } }
+    }
+
+    /// A fast, non-cryptographic hash of the whole body (callers compare the bytes on a match).
+    static func hash(_ body: [UInt8]) -> Int {
+        body.withUnsafeBytes { b in
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(b.count)
+            var i = 0
+            while i + 8 <= b.count {
+                h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i += 8
+            }
+            while i < b.count {
+                h = (h ^ UInt64(b[i])) &* 0x94D0_49BB_1331_11EB
+                i += 1
+            }
+            return Int(truncatingIfNeeded: h ^ (h >> 32))
+        }
     }
 }
