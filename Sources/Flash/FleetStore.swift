@@ -64,6 +64,11 @@ public final class FleetStore: @unchecked Sendable {
     private var connectionOpen = true
     /// Called inside a batch's transaction, after its writes, before COMMIT (tests copy the file there).
     var duringBatch: (@Sendable () -> Void)?
+    /// Each phone's parameter rows as the file has them, when known (read at its start, or written by a batch):
+    /// a batch then writes only the rows that changed. The tables share their storage with the phones' machines.
+    var writtenParameters: [UInt64: ParameterTable] = [:]
+    /// The tables the batch being written leaves; they become `writtenParameters` when it commits.
+    var batchParameters: [UInt64: ParameterTable] = [:]
 
     // MARK: Under `lock`
     private let lock = FleetLock()
@@ -343,6 +348,7 @@ public final class FleetStore: @unchecked Sendable {
             return pending
         }
         guard !batch.isEmpty else { return }
+        batchParameters = [:]
         let started = ContinuousClock.now
         let hook = duringBatch
         do {
@@ -367,6 +373,8 @@ public final class FleetStore: @unchecked Sendable {
             throw error
         }
         let elapsed = ContinuousClock.now - started
+        writtenParameters.merge(batchParameters) { _, new in new }
+        batchParameters = [:]
         locked {
             inFlight = [:]
             for (mac, write) in batch where write.create != nil { stored.insert(mac) }
@@ -418,6 +426,7 @@ public final class FleetStore: @unchecked Sendable {
             var snapshot: FlashSnapshot
             if isStored {
                 snapshot = try readPhone(mac)
+                writtenParameters[mac.value] = snapshot.parameters
             } else if let identity = write?.create {
                 snapshot = FlashSnapshot(identity: identity)
             } else {

@@ -316,6 +316,51 @@ struct FleetStoreTests {
         #expect(try other.load().bootCount == 1)
     }
 
+    @Test func aChangedTableWritesOnlyTheRowsThatChanged() throws {
+        func table(_ values: [String: String]) -> ParameterTable {
+            ParameterTable(
+                Dictionary(
+                    uniqueKeysWithValues: values.map {
+                        ($0.key, Parameter(name: $0.key, value: $0.value, source: .master))
+                    }
+                )
+            )
+        }
+        var values = Dictionary(uniqueKeysWithValues: (0..<40).map { ("PARAM_\($0)", "v\($0)") })
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        let flash = try store.phone(testIdentity)
+        var expected = FlashSnapshot(identity: testIdentity)
+        for step in 0..<4 {
+            var changes = FlashChanges()
+            changes.parameters = table(values)
+            try flash.apply(changes)
+            expected = expected.applying(changes)
+            try store.flush()
+            #expect(try flash.load() == expected)
+            #expect(try rawInteger(path, "SELECT count(*) FROM parameters") == Int64(values.count))
+            // One value changed, one removed, one added: the next batch writes just those rows.
+            values["PARAM_\(step)"] = "changed \(step)"
+            values["PARAM_\(39 - step)"] = nil
+            values["NEW_\(step)"] = "new"
+        }
+        // A row the store did not write itself is not rewritten: the diff is against what it wrote.
+        try rawSQL(path, "UPDATE parameters SET value = 'by hand' WHERE name = 'PARAM_20'")
+        var changes = FlashChanges()
+        changes.parameters = table(values.merging(["PARAM_5": "last"]) { _, new in new })
+        try flash.apply(changes)
+        expected = expected.applying(changes)
+        try store.flush()
+        flash.close()
+        store.close()
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        let again = try reopened.phone(testIdentity)
+        var reread = try again.load()
+        #expect(reread.parameters["PARAM_20"]?.value == "by hand")
+        reread.parameters["PARAM_20"] = expected.parameters["PARAM_20"]
+        #expect(reread == expected)
+    }
+
     @Test func aFailedBatchKeepsItsChangesAndTheNextBatchWritesThem() throws {
         let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
         defer { store.close() }
