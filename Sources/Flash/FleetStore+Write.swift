@@ -133,15 +133,17 @@ extension FleetStore {
         let changes = pending.changes
         if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
         for file in changes.savedFiles {
+            // One row of `bodies` per distinct content: the files every phone saves are stored once.
+            let body = try Self.bodyID(for: file.body, in: connection)
             try connection.run(
-                "INSERT INTO saved_files (mac, kind, url, body, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body = excluded.body, "
+                "INSERT INTO saved_files (mac, kind, url, body_id, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body_id = excluded.body_id, "
                     + "saved_at = excluded.saved_at",
                 cached: true,
                 key,
                 file.kind.rawValue,
                 file.url,
-                file.body,
+                body,
                 file.savedAt.millisecondsSinceEpoch
             )
         }
