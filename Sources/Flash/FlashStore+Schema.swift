@@ -76,7 +76,20 @@ extension FlashStore {
         """
 
     /// Checks what an image says it is before anything reads its tables.
-    static func checkHeader(_ connection: SQLiteConnection) throws(FlashError) {
+    /// The oldest schema this vphone reads (and upgrades when it opens the image to write).
+    static let oldestReadableSchema = 1
+
+    /// Schema 2 changed no table of an image (it is the fleet store's content-addressed bodies; the two count
+    /// together): an image of schema 1 is read as it is, and stamped 2 when opened to write.
+    static func migrate(_ connection: SQLiteConnection, from version: Int) throws(FlashError) {
+        try connection.transaction(.immediate) { () throws(FlashError) in
+            try connection.execute("PRAGMA user_version = \(schemaVersion)")
+        }
+    }
+
+    /// - Returns: the image's schema version (`oldestReadableSchema...schemaVersion`).
+    @discardableResult
+    static func checkHeader(_ connection: SQLiteConnection) throws(FlashError) -> Int {
         let path = connection.path
         // The first read of the file: SQLite reports a damaged header or a truncated file (its header counts
         // more pages than the file holds) here, and rolls back a hot journal left by a crash.
@@ -112,13 +125,13 @@ extension FlashStore {
                     + "up to schema \(schemaVersion): upgrade vphone"
             )
         }
-        if version < Int64(schemaVersion) {
+        if version < Int64(oldestReadableSchema) {
             throw FlashError(
                 kind: .olderSchema,
                 path: path,
                 message: "flash image \(path) was written by an older vphone (schema \(version)); this vphone reads "
-                    + "schema \(schemaVersion) and has no upgrade from schema \(version): open it with the vphone "
-                    + "that wrote it, or factory-reset by deleting it"
+                    + "schema \(oldestReadableSchema) to \(schemaVersion) and has no upgrade from schema \(version): "
+                    + "open it with the vphone that wrote it, or factory-reset by deleting it"
             )
         }
         var present = Set<String>()
@@ -133,6 +146,7 @@ extension FlashStore {
                     + tables.joined(separator: ", ") + ")"
             )
         }
+        return Int(version)
     }
 
     /// Settings of every connection, before it reads anything.

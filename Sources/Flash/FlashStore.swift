@@ -19,7 +19,7 @@ import PhoneCore
 /// ```
 public final class FlashStore {
     /// The schema this vphone writes and reads, stored in `PRAGMA user_version`.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// 'VPHN', stored in `PRAGMA application_id`, so a foreign SQLite database is refused.
     public static let applicationID: Int32 = 0x5650_484E
     /// The event log keeps the newest entries up to this many; older ones are trimmed inside `apply`.
@@ -126,8 +126,11 @@ public final class FlashStore {
         let connection = try SQLiteConnection(path: path, mode: readOnly ? .readOnly : .readWrite)
         do {
             try configureReading(connection)
-            try checkHeader(connection)
-            if !readOnly { try configureWriting(connection) }
+            let version = try checkHeader(connection)
+            if !readOnly {
+                try configureWriting(connection)
+                if version < schemaVersion { try migrate(connection, from: version) }
+            }
         } catch {
             connection.close()
             throw error

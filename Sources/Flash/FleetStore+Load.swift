@@ -30,7 +30,10 @@ extension FleetStore {
         guard let bootCount else { throw Self.damaged(path, "table state has no row for the phone \(mac)") }
         snapshot.bootCount = bootCount
         try connection.query(
-            "SELECT kind, url, body, saved_at FROM saved_files WHERE mac = ?1",
+            fileSchema == 1
+                ? "SELECT kind, url, body, saved_at FROM saved_files WHERE mac = ?1"
+                : "SELECT s.kind, s.url, b.body, s.saved_at FROM saved_files s JOIN bodies b ON b.id = s.body_id "
+                    + "WHERE s.mac = ?1",
             table: "saved_files",
             cached: true,
             key

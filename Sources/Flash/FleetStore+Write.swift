@@ -60,6 +60,45 @@ struct PendingWrite {
 extension FleetStore {
     // MARK: - Writing one phone's rows
 
+    /// Writes only the rows of `parameters` that differ from `before` (the phone's rows now): a resync that changes
+    /// one value writes one row, not the phone's hundreds. Both tables iterate in name order.
+    private func writeParameters(
+        _ parameters: ParameterTable,
+        over before: ParameterTable,
+        _ key: String
+    )
+        throws(FlashError)
+    {
+        var old = before.makeIterator()
+        var previous = old.next()
+        for (name, parameter) in parameters {
+            while let p = previous, p.key < name {
+                try connection.run("DELETE FROM parameters WHERE mac = ?1 AND name = ?2", cached: true, key, p.key)
+                previous = old.next()
+            }
+            if let p = previous, p.key == name {
+                previous = old.next()
+                if p.value == parameter { continue }
+            }
+            try connection.run(
+                "INSERT INTO parameters (mac, name, value, source, perm, access) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+                    + "ON CONFLICT (mac, name) DO UPDATE SET value = excluded.value, source = excluded.source, "
+                    + "perm = excluded.perm, access = excluded.access",
+                cached: true,
+                key,
+                name,
+                parameter.value,
+                parameter.source.rawValue,
+                parameter.perm,
+                parameter.access
+            )
+        }
+        while let p = previous {
+            try connection.run("DELETE FROM parameters WHERE mac = ?1 AND name = ?2", cached: true, key, p.key)
+            previous = old.next()
+        }
+    }
+
     /// Writes one phone's pending changes, inside the batch's transaction: the statements of `FlashStore.write`,
     /// each restricted to the phone's MAC.
     func write(_ pending: PendingWrite, for mac: MAC) throws(FlashError) {
@@ -94,33 +133,33 @@ extension FleetStore {
         let changes = pending.changes
         if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
         for file in changes.savedFiles {
+            // One row of `bodies` per distinct content: the files every phone saves are stored once.
+            let body = try Self.bodyID(for: file.body, in: connection)
             try connection.run(
-                "INSERT INTO saved_files (mac, kind, url, body, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body = excluded.body, "
+                "INSERT INTO saved_files (mac, kind, url, body_id, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                    + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body_id = excluded.body_id, "
                     + "saved_at = excluded.saved_at",
                 cached: true,
                 key,
                 file.kind.rawValue,
                 file.url,
-                file.body,
+                body,
                 file.savedAt.millisecondsSinceEpoch
             )
         }
         if let parameters = changes.parameters {
-            try connection.run("DELETE FROM parameters WHERE mac = ?1", cached: true, key)
-            // In name order: the rows go to the end of the phone's range in key order, page after page.
-            for (name, parameter) in parameters.sorted(by: { $0.key < $1.key }) {
-                try connection.run(
-                    "INSERT INTO parameters (mac, name, value, source, perm, access) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    cached: true,
-                    key,
-                    name,
-                    parameter.value,
-                    parameter.source.rawValue,
-                    parameter.perm,
-                    parameter.access
-                )
+            // The rows the phone has now: none when new or just reset; else what the last batch wrote for it (or
+            // what was read at its start), when known.
+            let before = pending.reset != nil || pending.create != nil ? ParameterTable() : writtenParameters[mac.value]
+            if let before {
+                try writeParameters(parameters, over: before, key)
+            } else {
+                try connection.run("DELETE FROM parameters WHERE mac = ?1", cached: true, key)
+                try writeParameters(parameters, over: ParameterTable(), key)
             }
+            batchParameters[mac.value] = parameters
+        } else if pending.reset != nil {
+            batchParameters[mac.value] = ParameterTable()
         }
         for edit in changes.setLocalEdits {
             try connection.run(

@@ -24,7 +24,7 @@ import PhoneCore
 /// ```
 public final class FleetStore: @unchecked Sendable {
     /// The schema this vphone writes and reads, stored in `PRAGMA user_version`.
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
     /// 'VPHF', stored in `PRAGMA application_id`: a fleet store, not a single image ('VPHN') nor a foreign file.
     public static let applicationID: Int32 = 0x5650_4846
     /// Each phone's event log keeps its newest entries up to this many (a single image keeps 10,000): at 10,000
@@ -64,6 +64,13 @@ public final class FleetStore: @unchecked Sendable {
     private var connectionOpen = true
     /// Called inside a batch's transaction, after its writes, before COMMIT (tests copy the file there).
     var duringBatch: (@Sendable () -> Void)?
+    /// The schema of the file: 2, or 1 for a store opened read-only that an older vphone wrote (read as it is).
+    var fileSchema = 2
+    /// Each phone's parameter rows as the file has them, when known (read at its start, or written by a batch):
+    /// a batch then writes only the rows that changed. The tables share their storage with the phones' machines.
+    var writtenParameters: [UInt64: ParameterTable] = [:]
+    /// The tables the batch being written leaves; they become `writtenParameters` when it commits.
+    var batchParameters: [UInt64: ParameterTable] = [:]
 
     // MARK: Under `lock`
     private let lock = FleetLock()
@@ -183,14 +190,22 @@ public final class FleetStore: @unchecked Sendable {
         }
         do {
             try configureReading(connection)
-            try checkHeader(connection)
-            if !readOnly { try configureWriting(connection) }
-            return try FleetStore(
+            var version = try checkHeader(connection)
+            if !readOnly {
+                try configureWriting(connection)
+                if version == 1 {
+                    try migrateFromV1(connection)
+                    version = 2
+                }
+            }
+            let store = try FleetStore(
                 connection: connection,
                 readOnly: readOnly,
                 batchInterval: batchInterval,
                 eventLimit: eventLimit
             )
+            store.fileSchema = version
+            return store
         } catch {
             connection.close()
             throw saidOfStore(error)
@@ -211,7 +226,7 @@ public final class FleetStore: @unchecked Sendable {
             made = connection
             try configureReading(connection)
             try configureWriting(connection)
-            try connection.transaction(.immediate) { () throws(FlashError) in try connection.execute(schemaV1) }
+            try connection.transaction(.immediate) { () throws(FlashError) in try connection.execute(schemaV2) }
             return try FleetStore(
                 connection: connection,
                 readOnly: false,
@@ -320,6 +335,8 @@ public final class FleetStore: @unchecked Sendable {
         if !isReadOnly {
             // The error is kept in `failure`; close cannot throw (FlashBackend), flush() before close reports it.
             _ = try? commitLocked()
+            // Bodies that replaced or reset phones no longer use; kept until now, a crash only delays this.
+            _ = try? Self.deleteUnusedBodies(connection)
         }
         connection.close()
         connectionOpen = false
@@ -343,6 +360,7 @@ public final class FleetStore: @unchecked Sendable {
             return pending
         }
         guard !batch.isEmpty else { return }
+        batchParameters = [:]
         let started = ContinuousClock.now
         let hook = duringBatch
         do {
@@ -367,6 +385,8 @@ public final class FleetStore: @unchecked Sendable {
             throw error
         }
         let elapsed = ContinuousClock.now - started
+        writtenParameters.merge(batchParameters) { _, new in new }
+        batchParameters = [:]
         locked {
             inFlight = [:]
             for (mac, write) in batch where write.create != nil { stored.insert(mac) }
@@ -418,6 +438,7 @@ public final class FleetStore: @unchecked Sendable {
             var snapshot: FlashSnapshot
             if isStored {
                 snapshot = try readPhone(mac)
+                writtenParameters[mac.value] = snapshot.parameters
             } else if let identity = write?.create {
                 snapshot = FlashSnapshot(identity: identity)
             } else {

@@ -1,4 +1,5 @@
 import ConfigFormats
+import Synchronization
 
 /// One file's contribution to a merge: its parsed document, and whether it was downloaded in this cycle.
 public struct MergeInput: Sendable {
@@ -6,12 +7,99 @@ public struct MergeInput: Sendable {
     public var document: ConfigDocument
     /// True when downloaded in this cycle; false when a saved copy stands in for it (spec §6).
     public var fresh: Bool
+    /// The document's entries sorted by name, when a fleet shares them (nil: the merge sorts them itself).
+    var run: MergeRun?
 
     public init(kind: FileKind, document: ConfigDocument, fresh: Bool) {
         self.kind = kind
         self.document = document
         self.fresh = fresh
     }
+
+    init(kind: FileKind, document: ConfigDocument, fresh: Bool, run: MergeRun?) {
+        self.init(kind: kind, document: document, fresh: fresh)
+        self.run = run
+    }
+}
+
+/// A document's entries sorted by name, as the merge reads them: made once for a document many phones share.
+final class MergeRun: Sendable {
+    /// `bits` holds the attribute pair's number; the merge adds the source.
+    let device: ContiguousArray<ParameterTable.Entry>
+    let initial: ContiguousArray<ParameterTable.Entry>
+
+    init(device: ContiguousArray<ParameterTable.Entry>, initial: ContiguousArray<ParameterTable.Entry>) {
+        self.device = device
+        self.initial = initial
+    }
+
+    /// - Parameter shared: intern the names (the run is kept for many phones).
+    init(_ document: ConfigDocument, shared: Bool) {
+        func sorted(_ entries: [String: ConfigEntry]) -> ContiguousArray<ParameterTable.Entry> {
+            var out = ContiguousArray<ParameterTable.Entry>()
+            out.reserveCapacity(entries.count)
+            for (name, e) in entries {
+                out.append(
+                    ParameterTable.Entry(
+                        name: shared ? ParameterNames.intern(name) : name,
+                        value: e.value,
+                        bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
+                    )
+                )
+            }
+            out.sort { $0.name < $1.name }
+            return out
+        }
+        device = sorted(document.device)
+        initial = sorted(document.initial)
+    }
+}
+
+/// The merge of the files many phones share (product, master, initial), kept for the next phone with the same ones.
+public final class MergeMemo: Sendable {
+    fileprivate struct Key: Hashable {
+        var first: Int
+        var layers: [ObjectIdentifier]
+        var sources: [UInt8]
+    }
+    fileprivate struct Value: Sendable {
+        var runs: [MergeRun]  // keeps the identifiers of the key alive
+        var merged: Merge.Layered
+    }
+    private let last = Mutex<(Key, Value)?>(nil)
+    /// The names of the last phone's own file, sorted and shared: a fleet's standard files come from one template.
+    private let ownNames = Mutex<[String]?>(nil)
+
+    public init() {}
+
+    /// The run of a phone's own file: in the order of the last one when it has the same names (no sort, and the
+    /// names are the shared copies), else sorted, and its names kept for the next phone.
+    func ownRun(_ document: ConfigDocument) -> MergeRun {
+        if document.initial.isEmpty, let names = ownNames.withLock({ $0 }), names.count == document.device.count {
+            var entries = ContiguousArray<ParameterTable.Entry>()
+            entries.reserveCapacity(names.count)
+            for name in names {
+                guard let e = document.device[name] else { break }
+                entries.append(
+                    ParameterTable.Entry(
+                        name: name,
+                        value: e.value,
+                        bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
+                    )
+                )
+            }
+            if entries.count == names.count { return MergeRun(device: entries, initial: []) }
+        }
+        let run = MergeRun(document, shared: true)
+        if document.initial.isEmpty { ownNames.withLock { $0 = run.device.map(\.name) } }
+        return run
+    }
+
+    fileprivate func lookup(_ key: Key) -> Merge.Layered? {
+        last.withLock { l in l.flatMap { $0.0 == key ? $0.1.merged : nil } }
+    }
+
+    fileprivate func store(_ key: Key, _ value: Value) { last.withLock { $0 = (key, value) } }
 }
 
 /// The result of merging a cycle's files with the local edits.
@@ -31,79 +119,90 @@ public struct MergeResult: Hashable, Sendable {
 
 /// Panasonic's precedence rules (spec §4), as one pure function.
 public enum Merge {
+    /// Entries sorted by name, each with the layer (file section, strongest first) it came from.
+    fileprivate struct Layered: Sendable {
+        var entries = ContiguousArray<ParameterTable.Entry>()
+        var layers: [UInt16] = []
+    }
+
     /// Merges provisioned files and local edits into the effective configuration.
     ///
     /// Across files a later file never overrides an earlier one: standard > product > master > the initial file's own
     /// parameters > factory default. Local edits beat all provisioned values, unless the winning provisioned value
     /// carries `perm` with `!` and was downloaded in this cycle (or `overrideFromSavedCopy` is set).
     ///
-    /// - Parameter recordShadowed: fill `shadowed` (which file lost where several set a value), for debug events.
+    /// - Parameters:
+    ///   - recordShadowed: fill `shadowed` (which file lost where several set a value), for debug events.
+    ///   - memo: where the merge of the files a fleet shares is kept from one phone to the next.
     public static func effective(
         files: [MergeInput],
         localEdits: [String: LocalEdit],
         overrideFromSavedCopy: Bool = false,
-        recordShadowed: Bool = true
+        recordShadowed: Bool = true,
+        memo: MergeMemo? = nil
     ) -> MergeResult {
-        // Every entry of every file, strongest file first; sorted by name (then strength), the first of each name
-        // wins: a name already set is never overridden by a weaker file.
-        struct Candidate {
-            var entry: ParameterTable.Entry
-            var rank: Int32
-            var input: Int32
-        }
-        let order: [FileKind] = [.standard, .product, .master, .initial]
-        var total = 0
-        for input in files {
-            total += input.document.device.count + (input.kind == .initial ? input.document.initial.count : 0)
-        }
-        var candidates: [Candidate] = []
-        candidates.reserveCapacity(total)
-        var rank: Int32 = 0
-        for kind in order {
+        // The layers, strongest first: each file's entries sorted by name (the initial file's <Initial> section,
+        // CfgFiles and Certs, is part of the phone's settings too, after its device section).
+        var layers: [(entries: ContiguousArray<ParameterTable.Entry>, source: UInt8, input: Int, run: MergeRun?)] = []
+        for kind in [FileKind.standard, .product, .master, .initial] {
             for (index, input) in files.enumerated() where input.kind == kind {
-                let doc = input.document
-                let source = ParameterSource(kind)
-                // The initial file's <Initial> section (CfgFiles, Certs) is part of the phone's settings too.
-                for entries in [doc.device, kind == .initial ? doc.initial : [:]] {
-                    for (name, e) in entries {
-                        let entry = ParameterTable.Entry(
-                            name: name,
-                            value: e.value,
-                            bits: ParameterTable.bits(source: source, perm: e.perm, access: e.access)
-                        )
-                        candidates.append(Candidate(entry: entry, rank: rank, input: Int32(index)))
-                    }
-                    rank += 1
-                }
+                let run = input.run ?? memo?.ownRun(input.document) ?? MergeRun(input.document, shared: false)
+                let source = ParameterTable.sourceIndex(ParameterSource(kind))
+                layers.append((run.device, source, index, input.run))
+                if kind == .initial { layers.append((run.initial, source, index, input.run)) }
             }
         }
-        candidates.sort { $0.entry.name != $1.entry.name ? $0.entry.name < $1.entry.name : $0.rank < $1.rank }
-        var entries = ContiguousArray<ParameterTable.Entry>()
-        entries.reserveCapacity(candidates.count)
-        var winners: [Int32] = []
-        winners.reserveCapacity(candidates.count)
+        func single(_ l: Int) -> Layered {
+            var out = Layered()
+            out.entries = layers[l].entries
+            let source = UInt32(layers[l].source)
+            for i in out.entries.indices { out.entries[i].bits |= source }
+            out.layers = [UInt16](repeating: UInt16(l), count: out.entries.count)
+            return out
+        }
         var shadowed: [String: [ParameterSource]] = [:]
-        for c in candidates {
-            if let last = entries.last, last.name == c.entry.name {
-                if recordShadowed, last.bits & 0xFF != c.entry.bits & 0xFF {
-                    shadowed[last.name, default: []].append(ParameterTable.source(c.entry.bits))
-                }
-                continue
-            }
-            var entry = c.entry
-            entry.name = ParameterNames.intern(entry.name)
-            entries.append(entry)
-            winners.append(c.input)
+        // The layers every phone of a fleet shares come last (product, master, initial): their merge is kept.
+        var firstShared = layers.count
+        if !recordShadowed, memo != nil {
+            while firstShared > 0 && layers[firstShared - 1].run != nil { firstShared -= 1 }
         }
-        var params = ParameterTable(sortedEntries: entries)
+        var merged = Layered()
+        if let memo, layers.count - firstShared >= 2 {
+            let key = MergeMemo.Key(
+                first: firstShared,
+                layers: layers[firstShared...].map { l in ObjectIdentifier(l.run!) },
+                sources: layers[firstShared...].map(\.source)
+            )
+            if let kept = memo.lookup(key) {
+                merged = kept
+            } else {
+                merged = single(firstShared)
+                for l in (firstShared + 1)..<layers.count {
+                    merged = combine(merged, single(l), record: false, shadowed: &shadowed)
+                }
+                memo.store(key, MergeMemo.Value(runs: layers[firstShared...].compactMap(\.run), merged: merged))
+            }
+            // The phone's own layers, weakest first, each over what is merged so far.
+            for l in stride(from: firstShared - 1, through: 0, by: -1) {
+                merged = combine(single(l), merged, record: false, shadowed: &shadowed)
+            }
+        } else if !layers.isEmpty {
+            // Strongest first, so that every loser is compared with the winner and noted in order.
+            merged = single(0)
+            for l in 1..<layers.count {
+                merged = combine(merged, single(l), record: recordShadowed, shadowed: &shadowed)
+            }
+        }
+        var params = ParameterTable(sortedEntries: merged.entries)
         var overridden: [Parameter] = []
         var kept: [String] = []
         var applied: [Parameter] = []
-        // Decided on the provisioned table (positions match `winners`), applied after.
+        // Decided on the provisioned table (positions match `merged.layers`), applied after.
         for (name, edit) in localEdits.sorted(by: { $0.key < $1.key }) {
             if case .found(let i) = params.position(of: name) {
                 let p = ParameterTable.parameter(params.entries[i])
-                if Perm(p.perm).overridesLocalEdit, files[Int(winners[i])].fresh || overrideFromSavedCopy {
+                let input = layers[Int(merged.layers[i])].input
+                if Perm(p.perm).overridesLocalEdit, files[input].fresh || overrideFromSavedCopy {
                     overridden.append(Parameter(name: name, value: edit.value, source: .local))
                     continue
                 }
@@ -123,6 +222,57 @@ public enum Merge {
             countBySource: counts,
             shadowed: shadowed
         )
+    }
+
+    /// `strong` over `weak`: a name `strong` has is never overridden by `weak` (whose copy of the name, shared by
+    /// the fleet when `weak` is, is kept). With `record`, each loser whose source differs from the winner's is noted.
+    private static func combine(
+        _ strong: Layered,
+        _ weak: Layered,
+        record: Bool,
+        shadowed: inout [String: [ParameterSource]]
+    ) -> Layered {
+        if weak.entries.isEmpty { return strong }
+        if strong.entries.isEmpty { return weak }
+        var out = Layered()
+        out.entries.reserveCapacity(strong.entries.count + weak.entries.count)
+        out.layers.reserveCapacity(strong.entries.count + weak.entries.count)
+        let a = strong.entries
+        let b = weak.entries
+        var i = 0
+        var j = 0
+        while i < a.count && j < b.count {
+            if a[i].name == b[j].name {
+                var e = a[i]
+                e.name = b[j].name
+                if record, a[i].bits & 0xFF != b[j].bits & 0xFF {
+                    shadowed[e.name, default: []].append(ParameterTable.source(b[j].bits))
+                }
+                out.entries.append(e)
+                out.layers.append(strong.layers[i])
+                i += 1
+                j += 1
+            } else if a[i].name < b[j].name {
+                out.entries.append(a[i])
+                out.layers.append(strong.layers[i])
+                i += 1
+            } else {
+                out.entries.append(b[j])
+                out.layers.append(weak.layers[j])
+                j += 1
+            }
+        }
+        while i < a.count {
+            out.entries.append(a[i])
+            out.layers.append(strong.layers[i])
+            i += 1
+        }
+        while j < b.count {
+            out.entries.append(b[j])
+            out.layers.append(weak.layers[j])
+            j += 1
+        }
+        return out
     }
 }
 

@@ -198,14 +198,24 @@ public struct SavedFile: Hashable, Sendable {
     public var kind: FileKind
     /// The URL it was downloaded from, macros expanded.
     public var url: String
-    /// The file as it came over the wire.
-    public var body: [UInt8]
+    /// The file as applied (decrypted), kept as it is or compactly (`SavedBody`).
+    public var savedBody: SavedBody
     public var savedAt: PhoneTime
 
+    /// The file as applied, byte for byte.
+    public var body: [UInt8] {
+        get { savedBody.bytes }
+        set { savedBody = SavedBody(newValue) }
+    }
+
     public init(kind: FileKind, url: String, body: [UInt8], savedAt: PhoneTime) {
+        self.init(kind: kind, url: url, savedBody: SavedBody(body), savedAt: savedAt)
+    }
+
+    public init(kind: FileKind, url: String, savedBody: SavedBody, savedAt: PhoneTime) {
         self.kind = kind
         self.url = url
-        self.body = body
+        self.savedBody = savedBody
         self.savedAt = savedAt
     }
 }

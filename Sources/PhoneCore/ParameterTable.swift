@@ -21,73 +21,94 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
         var name: String
         var value: String
         /// The source's index in `ParameterSource.allCases` (low 8 bits) and the attribute pair's number (the rest).
+        /// `removedBits` marks a name of the base that this table does not have.
         var bits: UInt32
     }
 
-    private(set) var entries: ContiguousArray<Entry>
+    /// A table many phones' tables are layered over (`layered(over:)`): the configuration they have in common is
+    /// kept once, and each phone keeps only where it differs.
+    public final class Base: Sendable {
+        let entries: ContiguousArray<Entry>
+        init(_ entries: ContiguousArray<Entry>) { self.entries = entries }
+    }
 
-    public init() { entries = [] }
+    /// The entries, sorted by name. With a base, only where this table differs from it: a changed or added entry,
+    /// or a removal (`removedBits`) of a base name.
+    private(set) var entries: ContiguousArray<Entry>
+    private(set) var base: Base?
+    public private(set) var count: Int
+
+    static let removedBits: UInt32 = 0xFF
+
+    public init() {
+        entries = []
+        count = 0
+    }
 
     /// Sorted entries with unique names.
-    init(sortedEntries: ContiguousArray<Entry>) { entries = sortedEntries }
+    init(sortedEntries: ContiguousArray<Entry>) {
+        entries = sortedEntries
+        count = sortedEntries.count
+    }
 
     public init(_ dictionary: [String: Parameter]) {
         var entries = ContiguousArray<Entry>()
         entries.reserveCapacity(dictionary.count)
         for (name, p) in dictionary { entries.append(Self.entry(name: name, p)) }
         entries.sort { $0.name < $1.name }
-        self.entries = entries
+        self.init(sortedEntries: entries)
     }
 
     public init(dictionaryLiteral elements: (String, Parameter)...) {
         self.init(Dictionary(elements, uniquingKeysWith: { _, last in last }))
     }
 
-    public var count: Int { entries.count }
-    public var isEmpty: Bool { entries.isEmpty }
+    public var isEmpty: Bool { count == 0 }
 
     /// The names, in order.
-    public var keys: [String] { entries.map(\.name) }
+    public var keys: [String] { flatEntries.map(\.name) }
     /// The parameters, in name order.
-    public var values: [Parameter] { entries.map(Self.parameter) }
+    public var values: [Parameter] { flatEntries.map(Self.parameter) }
     /// The same contents as a dictionary.
     public var dictionary: [String: Parameter] {
         var out: [String: Parameter] = [:]
-        out.reserveCapacity(entries.count)
-        for e in entries { out[e.name] = Self.parameter(e) }
+        out.reserveCapacity(count)
+        for e in flatEntries { out[e.name] = Self.parameter(e) }
         return out
     }
 
     public subscript(name: String) -> Parameter? {
-        get {
-            guard case .found(let i) = position(of: name) else { return nil }
-            return Self.parameter(entries[i])
-        }
+        get { entry(name).map(Self.parameter) }
         set {
-            switch (position(of: name), newValue) {
+            let inBase = base.map { Self.position(of: name, in: $0.entries).found != nil } ?? false
+            let had = entry(name) != nil
+            switch (Self.position(of: name, in: entries), newValue) {
             case (.found(let i), let p?): entries[i] = Self.entry(name: entries[i].name, p)
-            case (.found(let i), nil): entries.remove(at: i)
+            case (.found(let i), nil):
+                if inBase {
+                    entries[i].bits = Self.removedBits
+                } else {
+                    entries.remove(at: i)
+                }
             case (.insert(let i), let p?): entries.insert(Self.entry(name: ParameterNames.intern(name), p), at: i)
-            case (.insert, nil): break
+            case (.insert(let i), nil):
+                if inBase {
+                    entries.insert(Entry(name: ParameterNames.intern(name), value: "", bits: Self.removedBits), at: i)
+                }
             }
+            count += (newValue != nil ? 1 : 0) - (had ? 1 : 0)
         }
     }
 
     /// The value alone (no `Parameter` built): the machine's hot lookups.
-    public func value(_ name: String) -> String? {
-        guard case .found(let i) = position(of: name) else { return nil }
-        return entries[i].value
-    }
+    public func value(_ name: String) -> String? { entry(name)?.value }
 
     /// The source alone.
-    public func source(_ name: String) -> ParameterSource? {
-        guard case .found(let i) = position(of: name) else { return nil }
-        return Self.source(entries[i].bits)
-    }
+    public func source(_ name: String) -> ParameterSource? { entry(name).map { Self.source($0.bits) } }
 
     public func makeIterator() -> AnyIterator<Element> {
-        var index = entries.startIndex
-        let entries = self.entries
+        var index = 0
+        let entries = flatEntries
         return AnyIterator {
             guard index < entries.endIndex else { return nil }
             defer { index += 1 }
@@ -96,16 +117,98 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
         }
     }
 
-    public var underestimatedCount: Int { entries.count }
+    public var underestimatedCount: Int { count }
+
+    public static func == (lhs: ParameterTable, rhs: ParameterTable) -> Bool {
+        guard lhs.count == rhs.count else { return false }
+        if lhs.base === rhs.base { return lhs.entries == rhs.entries }
+        return lhs.flatEntries == rhs.flatEntries
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for e in flatEntries { hasher.combine(e) }
+    }
+
+    // MARK: - Layers
+
+    /// The same table, kept as its differences from `base` when that is smaller (a fleet's phones share most of
+    /// their configuration: the product and master files' values, and every standard value they have in common).
+    public func layered(over base: Base) -> ParameterTable {
+        if self.base === base { return self }
+        let flat = flatEntries
+        let shared = base.entries
+        var own = ContiguousArray<Entry>()
+        var i = 0
+        var j = 0
+        // More than half the table of its own: no gain (a phone configured unlike the first one).
+        let limit = flat.count / 2
+        while i < flat.count || j < shared.count {
+            if own.count > limit { return ParameterTable(sortedEntries: flat) }
+            if j == shared.count || (i < flat.count && flat[i].name < shared[j].name) {
+                own.append(flat[i])
+                i += 1
+            } else if i == flat.count || shared[j].name < flat[i].name {
+                own.append(Entry(name: shared[j].name, value: "", bits: Self.removedBits))
+                j += 1
+            } else {
+                // The name's shared copy: the phone's own copy of it is then freed.
+                if flat[i] != shared[j] {
+                    own.append(Entry(name: shared[j].name, value: flat[i].value, bits: flat[i].bits))
+                }
+                i += 1
+                j += 1
+            }
+        }
+        var out = ParameterTable(sortedEntries: own)
+        out.base = base
+        out.count = flat.count
+        return out
+    }
+
+    /// A base holding this table's contents.
+    public func makeBase() -> Base { Base(flatEntries) }
+
+    /// Every entry, in name order, with the base folded in.
+    var flatEntries: ContiguousArray<Entry> {
+        guard let base else { return entries }
+        let shared = base.entries
+        var out = ContiguousArray<Entry>()
+        out.reserveCapacity(count)
+        var i = 0
+        var j = 0
+        while i < entries.count || j < shared.count {
+            if j == shared.count || (i < entries.count && entries[i].name < shared[j].name) {
+                if entries[i].bits != Self.removedBits { out.append(entries[i]) }
+                i += 1
+            } else if i == entries.count || shared[j].name < entries[i].name {
+                out.append(shared[j])
+                j += 1
+            } else {
+                if entries[i].bits != Self.removedBits { out.append(entries[i]) }
+                i += 1
+                j += 1
+            }
+        }
+        return out
+    }
 
     // MARK: - Entries
 
     enum Position {
         case found(Int)
         case insert(Int)
+
+        var found: Int? {
+            if case .found(let i) = self { return i }
+            return nil
+        }
     }
 
-    func position(of name: String) -> Position {
+    /// The position in `entries` (a table without a base: the merge's fresh tables).
+    func position(of name: String) -> Position { Self.position(of: name, in: entries) }
+
+    static func position(of name: String, in entries: ContiguousArray<Entry>) -> Position {
         var low = 0
         var high = entries.count
         while low < high {
@@ -115,6 +218,14 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
             if n < name { low = mid + 1 } else { high = mid }
         }
         return .insert(low)
+    }
+
+    private func entry(_ name: String) -> Entry? {
+        if case .found(let i) = Self.position(of: name, in: entries) {
+            return entries[i].bits == Self.removedBits ? nil : entries[i]
+        }
+        guard let base, case .found(let i) = Self.position(of: name, in: base.entries) else { return nil }
+        return base.entries[i]
     }
 
     static func entry(name: String, _ p: Parameter) -> Entry {

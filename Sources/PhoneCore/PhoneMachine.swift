@@ -149,58 +149,71 @@ public final class PreparedProfile: Sendable {
     public let formats: Set<ConfigFormat>
 
     private let documents = DocumentCache()
+    /// What the phones of a fleet share (saved bodies, configuration), or nil: each phone keeps its own.
+    public let shared: SharedPhoneState?
 
-    public init(_ profile: DeviceProfile) {
+    /// - Parameter sharing: keep what the phones have in common once (a fleet); each phone's views are unchanged.
+    public init(_ profile: DeviceProfile, sharing: Bool = false) {
         self.profile = profile
         factory = profile.factoryDefaults
         limits = profile.parserLimits
         formats = Set(profile.formats)
+        shared = sharing ? SharedPhoneState() : nil
     }
 
     /// Parses a file for this model. Parsing is a pure function of the bytes, so a file that many phones of a fleet
     /// download (the product, master and initial files) is parsed once and its document shared: the phones then
     /// also share the strings of their effective values.
     public func parse(_ body: [UInt8], file: String) throws(ConfigFormatError) -> ConfigDocument {
-        if let doc = documents.lookup(body) { return doc }
-        let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
-        documents.store(body, doc)
-        return doc
+        try parsed(body, file: file).document
     }
+
+    /// The document, and its entries sorted for the merge when it is one that many phones share.
+    func parsed(_ body: [UInt8], file: String) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
+        if let hit = documents.lookup(body) { return hit }
+        let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
+        return (doc, documents.store(body, doc))
+    }
+
+    /// The merge of the shared files, kept from one phone to the next.
+    let merges = MergeMemo()
 }
 
 /// A memo of parsed documents for bodies seen more than once (per-phone files never are, so they never fill it).
 final class DocumentCache: Sendable {
     private struct State {
         var seen: [Int: Int] = [:]
-        var hot: [Int: (body: [UInt8], document: ConfigDocument)] = [:]
+        var hot: [Int: (body: [UInt8], document: ConfigDocument, run: MergeRun)] = [:]
     }
     private let state = Mutex(State())
     private static let maxSeen = 8192
     private static let maxHot = 256
 
-    private static func key(_ body: [UInt8]) -> Int {
-        var h = Hasher()
-        h.combine(body.count)
-        body.withUnsafeBytes { h.combine(bytes: $0) }
-        return h.finalize()
-    }
+    private static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
 
-    func lookup(_ body: [UInt8]) -> ConfigDocument? {
+    func lookup(_ body: [UInt8]) -> (document: ConfigDocument, run: MergeRun?)? {
         let k = Self.key(body)
         return state.withLock { s in
-            guard let entry = s.hot[k], entry.body == body else { return nil }
-            return entry.document
+            guard let entry = s.hot[k], BodyBytes.equal(entry.body, body) else { return nil }
+            return (entry.document, entry.run)
         }
     }
 
-    func store(_ body: [UInt8], _ document: ConfigDocument) {
+    /// Notes a parsed body; returns the document's merge run when the body is now known to be shared.
+    func store(_ body: [UInt8], _ document: ConfigDocument) -> MergeRun? {
         let k = Self.key(body)
-        state.withLock { s in
+        let count = state.withLock { s in
             let count = (s.seen[k] ?? 0) + 1
             if s.seen.count >= Self.maxSeen { s.seen.removeAll(keepingCapacity: true) }
             s.seen[k] = count
-            if count >= 2 && s.hot.count < Self.maxHot { s.hot[k] = (body, document) }
+            return count
         }
+        guard count >= 2 else { return nil }
+        let run = MergeRun(document, shared: true)
+        state.withLock { s in
+            if s.hot.count < Self.maxHot { s.hot[k] = (body, document, run) }
+        }
+        return run
     }
 }
 
@@ -233,6 +246,9 @@ public struct PhoneMachine: Sendable {
     /// Whether debug-level events (which file won each parameter, stale answers, skipped files) are made at all.
     /// A fleet turns them off: they cost a string per shadowed parameter per phone, and nobody reads them there.
     public var debugEvents = true
+    /// Whether events are made at all. A fleet whose flash lives in memory only turns them off: its phones' events
+    /// are neither kept nor logged, and building their sentences was a good part of a phone's CPU.
+    public var makesEvents = true
 
     private var cycle: Cycle?
     private var deferredTrigger: String?
@@ -252,7 +268,7 @@ public struct PhoneMachine: Sendable {
 
     /// Feeds one event; returns what the runtime must do, `.persist` first.
     public mutating func handle(_ event: PhoneEvent, at now: PhoneTime) -> [PhoneAction] {
-        var step = Step(now: now, boot: flash.bootCount, debug: debugEvents)
+        var step = Step(now: now, boot: flash.bootCount, debug: debugEvents, events: makesEvents)
         switch event {
         case .powerOn:
             powerOn(&step)
@@ -489,9 +505,10 @@ public struct PhoneMachine: Sendable {
                 step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
             }
             if !decoded.encrypted { checkKeyExposure(kind: kind, document: doc, url: url, &step) }
-            cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true))
+            cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true, run: decoded.run))
             // The saved copy is the file as applied (decrypted): it must stand in even after a key rotation.
-            cycle?.downloads.append(SavedFile(kind: kind, url: url, body: decoded.plaintext, savedAt: step.now))
+            let saved = profile.shared?.savedBody(decoded.plaintext, kind: kind) ?? SavedBody(decoded.plaintext)
+            cycle?.downloads.append(SavedFile(kind: kind, url: url, savedBody: saved, savedAt: step.now))
             cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: .downloaded, reason: "", at: step.now)
             if kind == .initial { cycle?.initial = doc }
             next(after: kind, &step)
@@ -642,6 +659,7 @@ public struct PhoneMachine: Sendable {
     /// A decoded file: its parsed document and plain bytes, and whether it came encrypted.
     struct Decoded {
         var document: ConfigDocument
+        var run: MergeRun?
         var plaintext: [UInt8]
         var encrypted: Bool
     }
@@ -681,8 +699,8 @@ public struct PhoneMachine: Sendable {
             }
         }
         do {
-            let doc = try profile.parse(plaintext, file: file)
-            return .success(Decoded(document: doc, plaintext: plaintext, encrypted: encrypted))
+            let (doc, run) = try profile.parsed(plaintext, file: file)
+            return .success(Decoded(document: doc, run: run, plaintext: plaintext, encrypted: encrypted))
         } catch {
             let hint = encrypted ? " (decrypted with the stored key: a wrong key?)" : ""
             return .failure(
@@ -702,9 +720,9 @@ public struct PhoneMachine: Sendable {
         var outcome = FileOutcome.failed
         if let saved = flash.savedFiles[kind] {
             switch parse(saved.body, file: "saved copy of the \(kind.rawValue) file") {
-            case .success(let doc):
+            case .success(let (doc, run)):
                 outcome = .fellBack
-                cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false))
+                cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false, run: run))
                 if kind == .initial { cycle?.initial = doc }
                 step.log(
                     .warning,
@@ -784,11 +802,14 @@ public struct PhoneMachine: Sendable {
                 files: c.inputs,
                 localEdits: flash.localEdits,
                 overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy,
-                recordShadowed: debugEvents
+                recordShadowed: debugEvents,
+                memo: profile.merges
             )
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
-            if merged.parameters != flash.parameters { changes.parameters = merged.parameters }
+            if merged.parameters != flash.parameters {
+                changes.parameters = profile.shared?.parameters(merged.parameters) ?? merged.parameters
+            }
             changes.rootCertificates = c.certificates.keys.sorted().compactMap { c.certificates[$0] }
             changes.removeRootCertificates = c.removedCertificates.sorted()
             if let key = c.newKey {
@@ -922,9 +943,10 @@ public struct PhoneMachine: Sendable {
     }
 
     /// Parses a saved copy (saved copies are kept decrypted).
-    private func parse(_ body: [UInt8], file: String) -> Result<ConfigDocument, ConfigFormatError> {
-        Result { () throws(ConfigFormatError) -> ConfigDocument in
-            try profile.parse(body, file: file)
+    private func parse(_ body: [UInt8], file: String) -> Result<(ConfigDocument, MergeRun?), ConfigFormatError> {
+        Result { () throws(ConfigFormatError) -> (ConfigDocument, MergeRun?) in
+            let parsed = try profile.parsed(body, file: file)
+            return (parsed.document, parsed.run)
         }
     }
 }
@@ -960,6 +982,8 @@ private struct Step {
     var boot: Int
     /// Make debug-level events (`PhoneMachine.debugEvents`); the message and fields are not even built otherwise.
     var debug: Bool
+    /// Make events at all (`PhoneMachine.makesEvents`).
+    var events = true
     var changes = FlashChanges()
     var actions: [PhoneAction] = []
 
@@ -969,7 +993,7 @@ private struct Step {
         _ message: @autoclosure () -> String,
         _ fields: @autoclosure () -> [String: String] = [:]
     ) {
-        if level == .debug && !debug { return }
+        if !events || (level == .debug && !debug) { return }
         changes.events.append(
             LogEntry(at: now, boot: boot, level: level, kind: kind, message: message(), fields: fields())
         )

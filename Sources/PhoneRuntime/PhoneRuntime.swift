@@ -31,7 +31,6 @@ public actor PhoneRuntime {
     /// When each armed timer fires: the machine's due time, spread by `timerJitter`.
     private var due: [TimerKind: PhoneTime] = [:]
     private let timerJitter: Double
-    private let bodies: BodyInterner?
     private var random: SplitMix64
     /// The first flash write that failed, if any: the phone keeps running on what it has in memory.
     public private(set) var flashError: FlashError?
@@ -56,10 +55,8 @@ public actor PhoneRuntime {
         logger: Logger,
         tls: TLSOptions = TLSOptions(),
         timerJitter: Double = 0,
-        bodies: BodyInterner? = nil,
         onFetch: (@Sendable (FetchRecord) -> Void)? = nil
     ) {
-        self.bodies = bodies
         self.timerJitter = max(0, min(timerJitter, 1))
         self.random = SplitMix64(seed: machine.flash.identity.mac.value)
         self.machine = machine
@@ -221,9 +218,7 @@ public actor PhoneRuntime {
         inFlight -= 1
         switch result {
         case .success(let response):
-            // A fleet's phones share one buffer for identical files (product, master, initial).
-            let body = bodies?.intern(response.body) ?? response.body
-            deliver(.fetched(id: order.id, status: response.status, body: body))
+            deliver(.fetched(id: order.id, status: response.status, body: response.body))
         case .failure(let failure):
             deliver(
                 .fetchFailed(
@@ -284,28 +279,4 @@ struct SplitMix64 {
     }
     /// Uniform in [0, 1).
     mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
-}
-
-/// Shares identical download bodies between the phones of a fleet: the product, master and initial files are the same
-/// for every phone, and each phone keeps its last good copy in memory.
-public final class BodyInterner: @unchecked Sendable {
-    private let lock = NSLock()
-    private var table: [Int: [[UInt8]]] = [:]
-    private let limit: Int
-
-    /// - Parameter limit: distinct bodies kept at most (per-phone files are not worth keeping past it).
-    public init(limit: Int = 1024) { self.limit = limit }
-
-    /// The shared copy of `body` (the same bytes, one buffer).
-    public func intern(_ body: [UInt8]) -> [UInt8] {
-        var h = Hasher()
-        h.combine(body.count)
-        body.withUnsafeBytes { h.combine(bytes: $0) }
-        let key = h.finalize()
-        lock.lock()
-        defer { lock.unlock() }
-        if let same = table[key]?.first(where: { $0 == body }) { return same }
-        if table.count < limit { table[key, default: []].append(body) }
-        return body
-    }
 }

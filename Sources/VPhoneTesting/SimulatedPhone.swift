@@ -39,7 +39,8 @@ public struct SimulatedPhone {
         mac: MAC = MAC("0080F0C571EB")!,
         flash: FlashSnapshot? = nil,
         discovery: DiscoveryOptions = DiscoveryOptions(),
-        now: PhoneTime = epoch
+        now: PhoneTime = epoch,
+        prepared: PreparedProfile? = nil
     ) {
         let snapshot =
             flash
@@ -48,7 +49,7 @@ public struct SimulatedPhone {
             )
         self.flash = snapshot
         self.now = now
-        machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
+        machine = PhoneMachine(profile: prepared ?? PreparedProfile(profile), flash: snapshot, discovery: discovery)
     }
 
     /// A new machine on the same flash, as after a power cycle (timers and memory lost, flash kept).

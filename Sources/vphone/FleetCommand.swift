@@ -151,7 +151,7 @@ struct FleetCommand: AsyncParsableCommand {
         let stats = FleetStats(startedAt: Date(), shard: options.shardLabel, expectedPhones: options.count)
         let runner = FleetRunner(
             options: options,
-            profile: PreparedProfile(profile),
+            profile: PreparedProfile(profile, sharing: true),
             transport: transport,
             flash: flash,
             stats: stats,

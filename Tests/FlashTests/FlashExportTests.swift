@@ -233,7 +233,13 @@ struct FlashExportTests {
             ["\"phone-backup\"", "vphone-flash-export"]
         ),
         (
-            "a newer schema", { $0.replacingOccurrences(of: "\"schemaVersion\" : 1", with: "\"schemaVersion\" : 9") },
+            "a newer schema",
+            {
+                $0.replacingOccurrences(
+                    of: "\"schemaVersion\" : \(FlashStore.schemaVersion)",
+                    with: "\"schemaVersion\" : 9"
+                )
+            },
             ["schema 9", "upgrade vphone"]
         ),
         (

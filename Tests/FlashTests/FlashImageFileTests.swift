@@ -114,14 +114,30 @@ struct FlashImageFileTests {
 
     @Test func openRefusesAnImageFromANewerVphone() throws {
         try makeImage()
-        try rawSQL(path, "PRAGMA user_version = 2")
+        try rawSQL(path, "PRAGMA user_version = 3")
         expectFlashError(
             .newerSchema,
             path: path,
-            mentioning: ["newer vphone (schema 2)", "up to schema 1", "upgrade vphone"]
+            mentioning: ["newer vphone (schema 3)", "up to schema 2", "upgrade vphone"]
         ) {
             _ = try FlashStore.open(at: path)
         }
+    }
+
+    @Test func aSchema1ImageIsReadAsItIsAndStampedSchema2WhenOpenedToWrite() throws {
+        try makeImage()
+        let before = try FlashStore.open(at: path, readOnly: true)
+        let snapshot = try before.load()
+        before.close()
+        try rawSQL(path, "PRAGMA user_version = 1")
+        let readOnly = try FlashStore.open(at: path, readOnly: true)
+        #expect(try readOnly.load() == snapshot)
+        readOnly.close()
+        #expect(try rawInteger(path, "PRAGMA user_version") == 1)
+        let store = try FlashStore.open(at: path)
+        #expect(try store.load() == snapshot)
+        store.close()
+        #expect(try rawInteger(path, "PRAGMA user_version") == 2)
     }
 
     @Test func openRefusesAnImageFromAnOlderVphone() throws {

@@ -316,6 +316,146 @@ struct FleetStoreTests {
         #expect(try other.load().bootCount == 1)
     }
 
+    @Test func aChangedTableWritesOnlyTheRowsThatChanged() throws {
+        func table(_ values: [String: String]) -> ParameterTable {
+            ParameterTable(
+                Dictionary(
+                    uniqueKeysWithValues: values.map {
+                        ($0.key, Parameter(name: $0.key, value: $0.value, source: .master))
+                    }
+                )
+            )
+        }
+        var values = Dictionary(uniqueKeysWithValues: (0..<40).map { ("PARAM_\($0)", "v\($0)") })
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        let flash = try store.phone(testIdentity)
+        var expected = FlashSnapshot(identity: testIdentity)
+        for step in 0..<4 {
+            var changes = FlashChanges()
+            changes.parameters = table(values)
+            try flash.apply(changes)
+            expected = expected.applying(changes)
+            try store.flush()
+            #expect(try flash.load() == expected)
+            #expect(try rawInteger(path, "SELECT count(*) FROM parameters") == Int64(values.count))
+            // One value changed, one removed, one added: the next batch writes just those rows.
+            values["PARAM_\(step)"] = "changed \(step)"
+            values["PARAM_\(39 - step)"] = nil
+            values["NEW_\(step)"] = "new"
+        }
+        // A row the store did not write itself is not rewritten: the diff is against what it wrote.
+        try rawSQL(path, "UPDATE parameters SET value = 'by hand' WHERE name = 'PARAM_20'")
+        var changes = FlashChanges()
+        changes.parameters = table(values.merging(["PARAM_5": "last"]) { _, new in new })
+        try flash.apply(changes)
+        expected = expected.applying(changes)
+        try store.flush()
+        flash.close()
+        store.close()
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        let again = try reopened.phone(testIdentity)
+        var reread = try again.load()
+        #expect(reread.parameters["PARAM_20"]?.value == "by hand")
+        reread.parameters["PARAM_20"] = expected.parameters["PARAM_20"]
+        #expect(reread == expected)
+    }
+
+    @Test func bodiesEveryPhoneSavesAreStoredOnceAndUnusedOnesGoAtClose() throws {
+        let shared = body(8000, seed: 7)
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        var expected: [MAC: FlashSnapshot] = [:]
+        for index in 0..<20 {
+            let flash = try store.phone(fleetIdentity(index))
+            var changes = FlashChanges()
+            changes.savedFiles = [
+                SavedFile(kind: .product, url: "http://prov/p.cfg", body: shared, savedAt: at(Int64(index))),
+                SavedFile(kind: .master, url: "http://prov/m.cfg", body: shared, savedAt: at(Int64(index))),
+                SavedFile(
+                    kind: .standard,
+                    url: "http://prov/\(index).cfg",
+                    body: body(900, seed: UInt8(index)),
+                    savedAt: at(1)
+                ),
+                SavedFile(kind: .initial, url: "http://prov/i.cfg", body: [], savedAt: at(1)),
+            ]
+            try flash.apply(changes)
+            expected[fleetIdentity(index).mac] = FlashSnapshot(identity: fleetIdentity(index)).applying(changes)
+            flash.close()
+        }
+        try store.flush()
+        // One shared body, one empty one, and each phone's own.
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 22)
+        #expect(try rawInteger(path, "SELECT count(*) FROM saved_files") == 80)
+        // A phone's standard file replaced, another phone reset: their old bodies are unused, and go at close.
+        let replaced = try store.phone(fleetIdentity(0))
+        var changes = FlashChanges()
+        changes.savedFiles = [SavedFile(kind: .standard, url: "http://prov/0.cfg", body: shared, savedAt: at(9))]
+        try replaced.apply(changes)
+        expected[fleetIdentity(0).mac] = expected[fleetIdentity(0).mac]?.applying(changes)
+        replaced.close()
+        let reset = try store.phone(fleetIdentity(1))
+        let event = LogEntry(at: at(10), boot: 0, kind: "factory-reset", message: "reset")
+        try reset.factoryReset(event: event)
+        expected[fleetIdentity(1).mac] = FlashSnapshot(identity: fleetIdentity(1))
+        reset.close()
+        store.close()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 20)
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        for index in 0..<20 {
+            let flash = try reopened.phone(fleetIdentity(index))
+            #expect(try flash.load() == expected[fleetIdentity(index).mac])
+            flash.close()
+        }
+    }
+
+    @Test func aSchema1StoreIsReadAsItIsAndUpgradedWhenOpenedToWrite() throws {
+        // A store as the vphone before schema 2 made it, with one phone and its saved files.
+        try rawSQL(path, FleetStore.schemaV1 + "PRAGMA application_id = \(FleetStore.applicationID);")
+        let mac = testIdentity.mac.upper
+        try rawSQL(
+            path,
+            """
+            INSERT INTO identity VALUES ('\(mac)', 'KX-UTG300', '03.210', 5);
+            INSERT INTO state VALUES ('\(mac)', 3);
+            INSERT INTO saved_files VALUES ('\(mac)', 'product', 'http://prov/p.cfg', x'00010203', 7);
+            INSERT INTO saved_files VALUES ('\(mac)', 'master', 'http://prov/m.cfg', x'00010203', 8);
+            INSERT INTO saved_files VALUES ('\(mac)', 'standard', 'http://prov/s.cfg', x'', 9);
+            """
+        )
+        var expected = FlashSnapshot(
+            identity: Identity(mac: testIdentity.mac, model: "KX-UTG300", firmware: "03.210", createdAt: at(5))
+        )
+        expected.bootCount = 3
+        expected.savedFiles = [
+            .product: SavedFile(kind: .product, url: "http://prov/p.cfg", body: [0, 1, 2, 3], savedAt: at(7)),
+            .master: SavedFile(kind: .master, url: "http://prov/m.cfg", body: [0, 1, 2, 3], savedAt: at(8)),
+            .standard: SavedFile(kind: .standard, url: "http://prov/s.cfg", body: [], savedAt: at(9)),
+        ]
+        let readOnly = try FleetStore.open(at: path, readOnly: true)
+        let early = directory.file("early.flash")
+        try readOnly.extract(mac: testIdentity.mac, to: early)
+        readOnly.close()
+        let earlyImage = try FlashStore.open(at: early, readOnly: true)
+        #expect(try earlyImage.load() == expected)
+        earlyImage.close()
+        #expect(try rawInteger(path, "PRAGMA user_version") == 1)
+
+        let store = try FleetStore.openOrCreate(at: path)
+        #expect(try rawInteger(path, "PRAGMA user_version") == 2)
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 2)
+        let flash = try store.phone(testIdentity)
+        #expect(try flash.load() == expected)
+        flash.close()
+        let image = directory.file("phone.flash")
+        try store.extract(mac: testIdentity.mac, to: image)
+        store.close()
+        let extracted = try FlashStore.open(at: image, readOnly: true)
+        defer { extracted.close() }
+        #expect(try extracted.load() == expected)
+    }
+
     @Test func aFailedBatchKeepsItsChangesAndTheNextBatchWritesThem() throws {
         let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
         defer { store.close() }
@@ -458,11 +598,11 @@ struct FleetStoreTests {
         }
 
         try FleetStore.openOrCreate(at: path).close()
-        try rawSQL(path, "PRAGMA user_version = 2")
+        try rawSQL(path, "PRAGMA user_version = \(FleetStore.schemaVersion + 1)")
         expectFlashError(.newerSchema, path: path, mentioning: ["newer vphone", "upgrade vphone"]) {
             _ = try FleetStore.openOrCreate(at: path)
         }
-        try rawSQL(path, "PRAGMA user_version = 1; DROP INDEX events_by_phone;")
+        try rawSQL(path, "PRAGMA user_version = \(FleetStore.schemaVersion); DROP INDEX events_by_phone;")
         expectFlashError(.corrupt, path: path, mentioning: ["events_by_phone"]) {
             _ = try FleetStore.openOrCreate(at: path)
         }

@@ -232,7 +232,7 @@ struct FlashCommandTests {
         try good.write(to: URL(fileURLWithPath: path("newer.flash")))
         try good.write(to: URL(fileURLWithPath: path("older.flash")))
         // user_version is the big-endian integer at offset 60 of the SQLite header; application_id at 68.
-        for (name, offset, value) in [("newer.flash", 60, UInt8(2)), ("older.flash", 60, UInt8(0))] {
+        for (name, offset, value) in [("newer.flash", 60, UInt8(3)), ("older.flash", 60, UInt8(0))] {
             let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path(name)))
             try handle.seek(toOffset: UInt64(offset + 3))
             try handle.write(contentsOf: Data([value]))
@@ -244,7 +244,7 @@ struct FlashCommandTests {
         let cases: [(String, String)] = [
             ("missing.flash", "no flash image at"), ("empty.flash", "is empty"),
             ("random.flash", "is not an SQLite database"), ("truncated.flash", "is damaged"),
-            ("newer.flash", "newer vphone (schema 2)"), ("older.flash", "older vphone (schema 0)"),
+            ("newer.flash", "newer vphone (schema 3)"), ("older.flash", "older vphone (schema 0)"),
             ("plain.flash", "not a vphone flash image"),
         ]
         for (name, words) in cases {

@@ -78,4 +78,84 @@ struct ParameterTableTests {
         let quiet = Merge.effective(files: files, localEdits: edits, recordShadowed: false)
         #expect(quiet.parameters == r.parameters && quiet.shadowed.isEmpty)
     }
+
+    @Test("a table layered over a shared base reads and changes exactly like the flat table")
+    func layeredTableBehavesLikeTheFlatOne() {
+        var random = SystemRandomNumberGenerator()
+        func table(_ seed: Int) -> [String: Parameter] {
+            var d: [String: Parameter] = [:]
+            for k in 0..<300 where (k + seed) % 29 != 0 {
+                let name = k % 2 == 0 ? "N\(k)" : "A_LONG_PARAMETER_NAME_\(k)"
+                let value = k % 10 == 0 ? "phone \(seed) value \(k)" : "shared value \(k)"
+                d[name] = Parameter(name: name, value: value, source: k % 3 == 0 ? .standard : .product)
+            }
+            return d
+        }
+        let base = ParameterTable(table(0)).makeBase()
+        for seed in [0, 1, 2, 3] {
+            var model = table(seed)
+            let flat = ParameterTable(model)
+            var layered = flat.layered(over: base)
+            #expect(layered.base === base && layered.entries.count < flat.count / 4)
+            #expect(layered == flat && flat == layered && layered.hashValue == flat.hashValue)
+            #expect(layered.count == model.count && layered.dictionary == model && layered.keys == flat.keys)
+            #expect(Array(layered.map(\.key)) == model.keys.sorted())
+            for step in 0..<500 {
+                let name = "N\(Int.random(in: 0..<320, using: &random) / 2 * 2)"
+                if Int.random(in: 0..<3, using: &random) == 0 {
+                    model[name] = nil
+                    layered[name] = nil
+                } else {
+                    let p = Parameter(name: name, value: "edit \(step)", source: .local, perm: step % 4 == 0 ? "!" : "")
+                    model[name] = p
+                    layered[name] = p
+                }
+                #expect(layered[name] == model[name])
+            }
+            #expect(layered.count == model.count && layered.dictionary == model && layered == ParameterTable(model))
+            for (name, p) in model { #expect(layered.value(name) == p.value && layered.source(name) == p.source) }
+        }
+    }
+
+    @Test("a saved body kept as a delta against a shared reference gives the same bytes back")
+    func savedBodyDeltaRoundTrips() {
+        func body(_ i: Int) -> [UInt8] {
+            var text = "<?xml version=\"1.0\"?>\n<PANASIPPhoneConfig>\n"
+            for k in 0..<150 {
+                let value = k % 4 == 0 ? "own \(i * 7919 % 100_003) \(k)" : "common \(k)"
+                text += "<PARAMETER_\(k % 20)_\(k)>\(value)</PARAMETER_\(k % 20)_\(k)>\n"
+            }
+            return Array((text + "</PANASIPPhoneConfig>\n").utf8)
+        }
+        let shared = SharedPhoneState()
+        let first = shared.savedBody(body(0), kind: .standard)
+        #expect(first.bytes == body(0))
+        for i in 1..<20 {
+            let saved = shared.savedBody(body(i), kind: .standard)
+            #expect(saved.bytes == body(i) && saved.count == body(i).count)
+            #expect(saved == SavedBody(body(i)) && saved.hashValue == SavedBody(body(i)).hashValue)
+            if case .delta(_, let ops, _) = saved.storage {
+                #expect(ops.count * 4 < body(i).count)
+            } else {
+                #expect(Bool(false))
+            }
+        }
+        // Unrelated, tiny and empty bodies come back too.
+        for other in [Array("plain text, nothing like the reference".utf8), [], Array(repeating: 0x41, count: 5000)] {
+            #expect(shared.savedBody(other, kind: .standard).bytes == other)
+        }
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            var mutated = body(3)
+            for _ in 0..<Int.random(in: 1..<40, using: &random) {
+                let at = Int.random(in: 0..<mutated.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: mutated[at] = UInt8.random(in: 0...255, using: &random)
+                case 1: mutated.insert(UInt8.random(in: 0...255, using: &random), at: at)
+                default: mutated.remove(at: at)
+                }
+            }
+            #expect(shared.savedBody(mutated, kind: .standard).bytes == mutated)
+        }
+    }
 }

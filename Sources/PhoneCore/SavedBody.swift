@@ -1,0 +1,288 @@
+import Synchronization
+
+/// The bytes of a saved file, kept as they came or as a delta against a body the whole fleet shares.
+///
+/// A fleet's phones keep the last good copy of each file for fallback (spec §6). The product, master and initial
+/// files are the same for every phone, and the standard files come from one template with the phone's own values,
+/// so most of a phone's 8 KB copy is bytes every phone has. A delta (copies from the shared reference, literals for
+/// the rest) keeps one of those in about 1 KB; `bytes` gives the file back exactly.
+public struct SavedBody: Sendable {
+    enum Storage: Sendable {
+        case plain([UInt8])
+        /// Operations against `reference`, and the length of the body they make.
+        case delta(DeltaReference, ops: [UInt8], count: Int)
+    }
+
+    let storage: Storage
+
+    public init(_ bytes: [UInt8]) { storage = .plain(bytes) }
+    init(storage: Storage) { self.storage = storage }
+
+    /// The file, byte for byte.
+    public var bytes: [UInt8] {
+        switch storage {
+        case .plain(let b): return b
+        case .delta(let reference, let ops, let count): return BodyDelta.apply(ops, to: reference.bytes, count: count)
+        }
+    }
+
+    public var count: Int {
+        switch storage {
+        case .plain(let b): return b.count
+        case .delta(_, _, let count): return count
+        }
+    }
+}
+
+extension SavedBody: Hashable {
+    public static func == (a: SavedBody, b: SavedBody) -> Bool {
+        if case .plain(let x) = a.storage, case .plain(let y) = b.storage { return x == y }
+        if case .delta(let r1, let o1, let c1) = a.storage, case .delta(let r2, let o2, let c2) = b.storage, r1 === r2,
+            o1 == o2
+        {
+            return c1 == c2
+        }
+        return a.count == b.count && a.bytes == b.bytes
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
+}
+
+/// A body deltas are made against, with an index of its 8-byte windows.
+final class DeltaReference: Sendable {
+    let bytes: [UInt8]
+    /// 4 candidate positions (+1; 0 is empty) per bucket of window hashes.
+    let index: [Int32]
+    let mask: Int
+
+    static let window = 8
+    static let ways = 4
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        var buckets = 64
+        while buckets < bytes.count { buckets <<= 1 }
+        mask = buckets - 1
+        var index = [Int32](repeating: 0, count: buckets * Self.ways)
+        if bytes.count >= Self.window {
+            for p in 0...(bytes.count - Self.window) {
+                let b = (Self.hash(bytes, at: p) & (buckets - 1)) * Self.ways
+                for w in 0..<Self.ways where index[b + w] == 0 {
+                    index[b + w] = Int32(p + 1)
+                    break
+                }
+            }
+        }
+        self.index = index
+    }
+
+    @inline(__always) static func hash(_ bytes: UnsafeBufferPointer<UInt8>, at p: Int) -> Int {
+        var v: UInt64 = 0
+        for k in 0..<window { v = v << 8 | UInt64(bytes[p + k]) }
+        return Int(truncatingIfNeeded: (v &* 0x9E37_79B9_7F4A_7C15) >> 40)
+    }
+
+    static func hash(_ bytes: [UInt8], at p: Int) -> Int { bytes.withUnsafeBufferPointer { hash($0, at: p) } }
+}
+
+/// A copy/literal delta codec: `[len << 1 | 1, offset]` copies `len` bytes of the reference from `offset`,
+/// `[len << 1, bytes...]` is a literal (both numbers are LEB128 varints).
+enum BodyDelta {
+    static let minimumMatch = 8
+
+    static func encode(_ target: [UInt8], against reference: DeltaReference) -> [UInt8] {
+        var ops: [UInt8] = []
+        ops.reserveCapacity(256)
+        let source = reference.bytes
+        source.withUnsafeBufferPointer { r in
+            target.withUnsafeBufferPointer { t in
+                var literalStart = 0
+                var i = 0
+                // Where the reference would continue if the target's next bytes follow it (same-length values).
+                var expected = 0
+                func matchLength(_ p: Int, _ i: Int) -> Int {
+                    BodyBytes.commonPrefix(
+                        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: r[p...])),
+                        UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: t[i...]))
+                    )
+                }
+                while i + minimumMatch <= t.count {
+                    var bestPos = -1
+                    var bestLen = 0
+                    if expected < r.count {
+                        let n = matchLength(expected, i)
+                        if n >= minimumMatch {
+                            bestPos = expected
+                            bestLen = n
+                        }
+                    }
+                    if bestLen < 64 && r.count >= DeltaReference.window {
+                        let b = (DeltaReference.hash(t, at: i) & reference.mask) * DeltaReference.ways
+                        for w in 0..<DeltaReference.ways {
+                            let candidate = Int(reference.index[b + w]) - 1
+                            if candidate < 0 { break }
+                            let n = matchLength(candidate, i)
+                            if n > bestLen {
+                                bestPos = candidate
+                                bestLen = n
+                            }
+                        }
+                    }
+                    guard bestLen >= minimumMatch else {
+                        i += 1
+                        expected += 1
+                        continue
+                    }
+                    // Grow the match backwards over literal bytes that the reference has too.
+                    while i > literalStart && bestPos > 0 && r[bestPos - 1] == t[i - 1] {
+                        i -= 1
+                        bestPos -= 1
+                        bestLen += 1
+                    }
+                    if i > literalStart { literal(t, literalStart..<i, into: &ops) }
+                    varint(bestLen << 1 | 1, into: &ops)
+                    varint(bestPos, into: &ops)
+                    i += bestLen
+                    literalStart = i
+                    expected = bestPos + bestLen
+                }
+                if t.count > literalStart { literal(t, literalStart..<t.count, into: &ops) }
+            }
+        }
+        return ops
+    }
+
+    static func copyAll(_ count: Int) -> [UInt8] {
+        var ops: [UInt8] = []
+        varint(count << 1 | 1, into: &ops)
+        varint(0, into: &ops)
+        return ops
+    }
+
+    static func apply(_ ops: [UInt8], to reference: [UInt8], count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        var k = 0
+        while k < ops.count {
+            let header = readVarint(ops, &k)
+            let length = header >> 1
+            if header & 1 == 1 {
+                let offset = readVarint(ops, &k)
+                out += reference[offset..<(offset + length)]
+            } else {
+                out += ops[k..<(k + length)]
+                k += length
+            }
+        }
+        return out
+    }
+
+    private static func literal(_ t: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into ops: inout [UInt8]) {
+        varint(range.count << 1, into: &ops)
+        ops.append(contentsOf: UnsafeBufferPointer(rebasing: t[range]))
+    }
+
+    private static func varint(_ value: Int, into ops: inout [UInt8]) {
+        var v = UInt(value)
+        while v >= 0x80 {
+            ops.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        ops.append(UInt8(v))
+    }
+
+    private static func readVarint(_ ops: [UInt8], _ k: inout Int) -> Int {
+        var v = 0
+        var shift = 0
+        while k < ops.count {
+            let b = ops[k]
+            k += 1
+            v |= Int(b & 0x7F) << shift
+            if b & 0x80 == 0 { break }
+            shift += 7
+        }
+        return v
+    }
+}
+
+/// What a fleet's phones share: one reference body per file kind for their saved copies, and one base for their
+/// effective configurations. `vphone boot` shares nothing (one phone has nothing to share with).
+public final class SharedPhoneState: Sendable {
+    private struct State {
+        var references: [FileKind: DeltaReference] = [:]
+        var base: ParameterTable.Base?
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The body kept compactly: a delta against the first body of its kind, when that is at most half its size.
+    public func savedBody(_ bytes: [UInt8], kind: FileKind) -> SavedBody {
+        guard bytes.count >= 256 else { return SavedBody(bytes) }
+        let reference = state.withLock { s in
+            if let r = s.references[kind] { return r }
+            let r = DeltaReference(bytes)
+            s.references[kind] = r
+            return r
+        }
+        // The product, master and initial files: the reference itself, one copy.
+        if BodyBytes.equal(bytes, reference.bytes) {
+            return SavedBody(storage: .delta(reference, ops: BodyDelta.copyAll(bytes.count), count: bytes.count))
+        }
+        let ops = BodyDelta.encode(bytes, against: reference)
+        guard ops.count * 2 <= bytes.count else { return SavedBody(bytes) }
+        return SavedBody(storage: .delta(reference, ops: ops, count: bytes.count))
+    }
+
+    /// The table kept as its differences from the configuration the fleet's first provisioned phone had.
+    public func parameters(_ table: ParameterTable) -> ParameterTable {
+        guard table.count >= 32 else { return table }
+        let base = state.withLock { s in
+            if let b = s.base { return b }
+            let b = table.makeBase()
+            s.base = b
+            return b
+        }
+        return table.layered(over: base)
+    }
+}
+
+/// Comparing and hashing file bodies eight bytes at a time (a fleet does it for every download).
+enum BodyBytes {
+    /// How many leading bytes `a` and `b` have in common.
+    static func commonPrefix(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let n = min(a.count, b.count)
+        var i = 0
+        while i + 8 <= n {
+            let x = a.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            let y = b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if x != y { return i + (x ^ y).littleEndian.trailingZeroBitCount / 8 }
+            i += 8
+        }
+        while i < n && a[i] == b[i] { i += 1 }
+        return i
+    }
+
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in commonPrefix(x, y) == x.count } }
+    }
+
+    /// A fast, non-cryptographic hash of the whole body (callers compare the bytes on a match).
+    static func hash(_ body: [UInt8]) -> Int {
+        body.withUnsafeBytes { b in
+            var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(b.count)
+            var i = 0
+            while i + 8 <= b.count {
+                h = (h ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= h >> 29
+                i += 8
+            }
+            while i < b.count {
+                h = (h ^ UInt64(b[i])) &* 0x94D0_49BB_1331_11EB
+                i += 1
+            }
+            return Int(truncatingIfNeeded: h ^ (h >> 32))
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Testing
+import VPhoneTesting
+
+@testable import PhoneCore
+
+/// A fleet's phones share one `PreparedProfile(sharing: true)`: their saved bodies are deltas against a shared
+/// reference, their configurations are layered over a shared base, and the merge of the shared files is kept. None of
+/// that may change what a phone is: every phone must end with the flash, events and reports of a phone alone.
+@Suite("Fleet sharing")
+struct FleetSharingTests {
+    static let product = Fixture.device(
+        (1...40).map { ("PRODUCT_SETTING_NUMBER_\($0)", "product value \($0)", $0 % 9 == 0 ? "!" : nil) }
+            + [("SIP_AUTHID_1", "prod", nil), ("NTP_ADDR", "ntp.product", "!"), ("PHONEBOOK_NAME3", "p", nil)]
+    )
+    static let master = Fixture.device(
+        (1...40).map { ("MASTER_SETTING_NUMBER_\($0)", "master value \($0)", nil) }
+            + [("NTP_ADDR", "ntp.master", nil), ("SYSLOG_ADDR", "syslog.master", "!"), ("CFG_RTRY_INTVL", "5", nil)]
+    )
+
+    static func standard(_ i: Int, generation: Int = 0) -> String {
+        Fixture.device(
+            (1...60).map { k in
+                ("PHONEBOOK_NAME\(k)", k % 4 == 0 ? "Contact \(k) of phone \(i) gen \(generation)" : "Contact \(k)")
+            } + [("SIP_AUTHID_1", "100\(i)"), ("DISPLAY_NAME_1", "Phone \(i)")]
+        )
+    }
+
+    static func phone(_ i: Int, prepared: PreparedProfile?) -> SimulatedPhone {
+        let mac = MAC(value: 0x0080_F000_0001 + UInt64(i))
+        var phone = SimulatedPhone(mac: mac, discovery: DiscoveryOptions(provisioningURL: base), prepared: prepared)
+        phone.machine.debugEvents = false
+        phone.server = [
+            initialURL: .file(
+                Fixture.initial(
+                    standard: "\(base)/Config{MAC}.cfg",
+                    product: "\(base)/Config{MODEL}.cfg",
+                    master: "\(base)/ConfigCom.cfg",
+                    device: "<NTP_ADDR>ntp.initial</NTP_ADDR><SYSLOG_ADDR>syslog.initial</SYSLOG_ADDR>"
+                )
+            ),
+            "\(base)/Config\(mac.upper).cfg": .file(standard(i)), prod: .file(product), mast: .file(master),
+        ]
+        return phone
+    }
+
+    @Test("phones sharing a prepared profile end exactly like phones alone, through edits and fallbacks")
+    func sharingChangesNothingAPhoneShows() throws {
+        let shared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        for i in 0..<6 {
+            var alone = Self.phone(i, prepared: nil)
+            var fleet = Self.phone(i, prepared: shared)
+            func both(_ step: (inout SimulatedPhone) -> Void) {
+                step(&alone)
+                step(&fleet)
+                #expect(alone.flash == fleet.flash)
+                #expect(alone.events == fleet.events && alone.reports == fleet.reports)
+                #expect(alone.flash.parameters.dictionary == fleet.flash.parameters.dictionary)
+                for kind in FileKind.allCases {
+                    #expect(alone.flash.savedFiles[kind]?.body == fleet.flash.savedFiles[kind]?.body)
+                }
+                #expect(
+                    ConfigView.effective(profile: TestProfiles.utg300, snapshot: alone.flash)
+                        == ConfigView.effective(profile: TestProfiles.utg300, snapshot: fleet.flash)
+                )
+            }
+            both { $0.powerOn() }
+            // A local edit over a shared value, one a later "!" overrides, one of the phone's own.
+            both { _ = $0.send(.localEdit(name: "PRODUCT_SETTING_NUMBER_9", value: "mine")) }
+            both { _ = $0.send(.localEdit(name: "PHONEBOOK_NAME2", value: "edited")) }
+            both { _ = $0.send(.localEdit(name: "NTP_ADDR", value: "ntp.local")) }
+            both { _ = $0.send(.resyncRequested(reason: "test")) }
+            // The product file is gone and the standard file changed: the saved product copy stands in.
+            both { phone in
+                phone.server[prod] = .notFound()
+                phone.server["\(base)/Config\(phone.flash.identity.mac.upper).cfg"] = .file(
+                    Self.standard(i, generation: 1)
+                )
+                phone.reboot()
+                phone.machine.debugEvents = false
+                phone.powerOn()
+            }
+            #expect(fleet.reports.last?.files[.product]?.outcome == .fellBack)
+            // And the sharing did happen: a layered table, and deltas for the saved copies.
+            #expect(fleet.flash.parameters.base != nil && fleet.flash.parameters.entries.count < 80)
+            for kind in [FileKind.standard, .master] {
+                guard case .delta(_, let ops, let count) = fleet.flash.savedFiles[kind]?.savedBody.storage else {
+                    Issue.record("the saved \(kind) file is not a delta")
+                    continue
+                }
+                #expect(ops.count * 4 < count)
+            }
+        }
+    }
+}
