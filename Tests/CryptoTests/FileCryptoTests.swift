@@ -154,8 +154,11 @@ struct FileCryptoTests {
             try FileCrypto.decrypt(body, key: "abcdabcd12341234abcdabcd12341234", bits: 192, digest: digest)
         }
         #expect(error?.kind == .wrongKey)
+        // Usually the padding gives a wrong key away; with one salt in 256 it checks out and the text check does.
         #expect(
             error?.message == "wrong key (or the file was encrypted for another phone): the padding does not check out"
+                || error?.message.hasPrefix("wrong key (or the file was encrypted for another phone): ") == true,
+            "\(String(describing: error?.message))"
         )
         // A wrong key passes the padding check about once in 256 salts: the text check must still refuse it.
         for _ in 0..<1500 {
