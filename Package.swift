@@ -80,7 +80,10 @@ let package = Package(
         .testTarget(name: "FlashTests", dependencies: ["Flash", "VPhoneTesting"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["PhoneRuntime", "Transport", "Flash", "PhoneCore", "VPhoneTesting", "vphone"]
+            dependencies: [
+                "PhoneRuntime", "Transport", "Flash", "PhoneCore", "VPhoneTesting", "vphone",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
