@@ -80,9 +80,10 @@ public enum FuzzEntries {
 
     // MARK: - Flash images
 
-    /// A flash image as `vphone flash info` and `vphone events` read it: the bytes are written to `path`, opened
-    /// read-only (`FlashStore.open`, which checks the header), summarised (`FlashInfo`: everything loaded and
-    /// SQLite's integrity check) and the newest events read. The file and any journal are removed afterwards.
+    /// A flash image as `vphone flash info`, `flash export` and `events` read it: the bytes are written to `path`,
+    /// opened read-only (`FlashStore.open`, which checks the header), summarised (`FlashInfo`: everything loaded and
+    /// SQLite's integrity check) and rendered as text and JSON, exported as JSON, and the newest events read. The
+    /// file and any journal are removed afterwards.
     ///
     /// - Parameter path: a file name in a private directory; nothing else may use it meanwhile.
     public static func flashImage(_ bytes: [UInt8], at path: String) -> Result<FlashInfo, FlashError> {
@@ -95,6 +96,9 @@ public enum FuzzEntries {
             let store = try FlashStore.open(at: path, readOnly: true)
             defer { store.close() }
             let info = try FlashInfo(store: store)
+            _ = info.text
+            _ = info.json
+            _ = try store.exportJSON(includeSecrets: false) { $0.hasSuffix("_PASS") }
             _ = try store.events(limit: 50)
             return info
         }

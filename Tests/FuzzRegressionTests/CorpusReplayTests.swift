@@ -96,6 +96,25 @@ func outcome(_ target: String, _ input: [UInt8], directory: String) -> String {
         #expect(outcome(target, input, directory: directory).hasPrefix(expected))
     }
 
+    /// Found while fuzzing: bytes that are not valid in the encoding an `<?xml ... encoding="X"?>` declaration names
+    /// made libxml2 print "encoding error : input conversion failed" to stderr (its generic error channel, not the
+    /// parser's hook) and the file was then refused for the wrong reason ("<PANASIPPhoneConfig> is never closed").
+    @Test(arguments: [("invalid-euc-jp.xml", "EUC-JP"), ("invalid-iso-2022-jp.xml", "ISO-2022-JP")])
+    func bytesInvalidInTheDeclaredEncodingAreNamedAsSuch(file: String, encoding: String) throws {
+        let input = try bytes("\(repositoryRoot)/Tests/FuzzRegressionTests/Fixtures/config-xml/\(file)")
+        let error = try #require(throws: ConfigFormatError.self) { try FuzzEntries.configXML(input).get() }
+        #expect(error.kind == .malformed)
+        #expect(error.line == 1)
+        #expect(error.reason.contains("the bytes are not valid \(encoding)"))
+        #expect(error.reason.contains("save the file as UTF-8"))
+    }
+
+    @Test func aFileValidInItsDeclaredEncodingStillParses() throws {
+        let input = try bytes("\(repositoryRoot)/Tests/FuzzRegressionTests/Fixtures/config-xml/valid-euc-jp.xml")
+        let document = try FuzzEntries.configXML(input).get()
+        #expect(document.device["A"]?.value == "\u{3042}")
+    }
+
     @Test func theSpecTestVectorDecryptsUnderThe128BitKeyOnly() throws {
         let input = try bytes("\(repositoryRoot)/Fuzz/Corpus/decrypt/spec-test-vector.enc")
         let results = FuzzEntries.decrypt(input)
