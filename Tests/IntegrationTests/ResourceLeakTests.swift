@@ -84,13 +84,20 @@ import VPhoneTesting
         let loopSeconds = Date().timeIntervalSince(loop)
         let after = DescriptorCount(ports: [server.nginx.port, deadURL.port], directory: phone.directory)
         let cycles = phone.cycles - cyclesBefore
+        let outcomes = phone.transferOutcomes
 
         print(
             "ResourceLeakTests: \(cycles) failed cycles (\(byKind.map { "\($0.key.rawValue) \($0.value)" }.sorted()))"
                 + " in \(String(format: "%.1f", loopSeconds)) s; open descriptors \(before.total) -> \(after.total)"
                 + " (the phone's own: \(before.phone) -> \(after.phone)); whole test "
-                + "\(String(format: "%.1f", Date().timeIntervalSince(started))) s"
+                + "\(String(format: "%.1f", Date().timeIntervalSince(started))) s; transfers: "
+                + outcomes.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")
         )
+        // Each kind of failure really happened at the transport: refused connections, HTTP errors, answers
+        // that never came, timeouts, and malformed files that downloaded fine (200) and were refused by the reader.
+        for outcome in ["connect", "http_status 404", "http_status 500", "timeout", "http 200"] {
+            #expect(outcomes[outcome, default: 0] > 0, "no transfer ended in \(outcome): \(outcomes)")
+        }
         #expect(cycles >= Self.cycles)
         // The phone's own descriptors (its flash files, its sockets to nginx or the dead port) return to the same
         // number; the process as a whole may differ by what other suites running in parallel hold at that moment,
@@ -121,6 +128,8 @@ private final class LeakTestPhone: @unchecked Sendable {
 
     /// Cycles started (one download of the initial file each).
     var cycles: Int { counter.value }
+    /// How every transfer ended: `http 200`, `connect`, `http_status 404`, `timeout`, ...
+    var transferOutcomes: [String: Int] { counter.outcomes }
 
     private init(
         directory: String,
@@ -168,7 +177,13 @@ private final class LeakTestPhone: @unchecked Sendable {
             clock: clock,
             logger: logger,
             onFetch: { record in
-                if record.order.target == .file(.initial) { counter.increment() }
+                let outcome: String
+                switch record.result {
+                case .success(let response): outcome = "http \(response.status)"
+                case .failure(let failure):
+                    outcome = failure.kind.rawValue + (failure.httpStatus.map { " \($0)" } ?? "")
+                }
+                counter.record(outcome, cycleStart: record.order.target == .file(.initial))
             }
         )
         let phone = LeakTestPhone(
@@ -213,17 +228,25 @@ private final class LeakTestPhone: @unchecked Sendable {
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
 
+/// Cycles and transfer outcomes, counted on libcurl's loop thread and read by the test.
 private final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var count = 0
+    private var byOutcome: [String: Int] = [:]
     var value: Int {
         lock.lock()
         defer { lock.unlock() }
         return count
     }
-    func increment() {
+    var outcomes: [String: Int] {
         lock.lock()
-        count += 1
+        defer { lock.unlock() }
+        return byOutcome
+    }
+    func record(_ outcome: String, cycleStart: Bool) {
+        lock.lock()
+        if cycleStart { count += 1 }
+        byOutcome[outcome, default: 0] += 1
         lock.unlock()
     }
 }
