@@ -6,8 +6,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vphone", targets: ["vphone"]),
-        // The parsers, the decryptor and the flash opener as a library, for the fuzzing package in Fuzz/.
-        .library(name: "VPhoneParsers", targets: ["ConfigFormats", "Crypto", "Flash"]),
+        // The parsers, the decryptor and the flash opener as a library, for the fuzzing package in Fuzz/, with the
+        // entry points its fuzz targets call (FuzzEntries).
+        .library(name: "VPhoneParsers", targets: ["ConfigFormats", "Crypto", "Flash", "FuzzEntries"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -75,10 +76,14 @@ let package = Package(
             ]
         ),
 
+        // MARK: - Fuzzing (Fuzz/ builds the libFuzzer targets on these entries; FuzzRegressionTests replays them)
+        .target(name: "FuzzEntries", dependencies: ["ConfigFormats", "Crypto", "Flash"]),
+
         // MARK: - Tests
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "VPhoneTesting"]),
+        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzEntries", "ConfigFormats", "Crypto", "Flash"]),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
         .testTarget(
             name: "TestServerTests",

@@ -66,6 +66,7 @@ private enum LibXML2 {
         handler.internalSubset = refuseDoctype
         handler.serror = recordError
         context.pointee.sax.pointee = handler
+        vphone_xml_silence_generic_errors()
 
         let document = bytes.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { chars in
@@ -75,6 +76,21 @@ private enum LibXML2 {
         if let document { xmlFreeDoc(document) }  // none without the DOM callbacks; freed should one appear
 
         if let stop = reader.pointee.stop { throw stop }
+        if let encoding = failedEncoding(context) {
+            // Found only here: libxml2 reports it on its generic channel, then stops as if the file ended.
+            let line = (reader.pointee.firstFatal ?? reader.pointee.firstError)?.line ?? 0
+            throw ConfigFormatError(
+                file: file,
+                line: line > 0 ? line : nil,
+                reason: encoding.isEmpty
+                    ? "not well-formed XML: the bytes are not valid in the encoding the file starts with (its byte "
+                        + "order mark): save the file as UTF-8"
+                    : "not well-formed XML: the bytes are not valid \(encoding), the encoding its <?xml ...?> "
+                        + "declaration names: save the file as UTF-8 and remove encoding=\"\(encoding)\" (or declare "
+                        + "the encoding the file is really in)",
+                kind: .malformed
+            )
+        }
         guard context.pointee.wellFormed != 0 else {
             let failure =
                 reader.pointee.firstFatal ?? reader.pointee.firstError
@@ -92,6 +108,15 @@ private enum LibXML2 {
         }
         return reader.pointee  // a copy (the arrays are shared, not copied); the defer above frees the original
     }
+}
+
+/// The encoding the file declared (empty when only a byte order mark gave it), when converting its bytes from it
+/// failed (libxml2 marks the input buffer).
+private func failedEncoding(_ context: xmlParserCtxtPtr) -> String? {
+    guard let buffer = context.pointee.input?.pointee.buf, buffer.pointee.error == Int32(XML_IO_ENCODER.rawValue)
+    else { return nil }
+    let declared = context.pointee.input?.pointee.encoding ?? context.pointee.encoding
+    return declared.map { String(cString: $0) } ?? ""
 }
 
 // MARK: - The reader behind the SAX callbacks

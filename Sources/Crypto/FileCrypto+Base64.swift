@@ -2,8 +2,9 @@
 /// whitespace, and the encoder with OpenSSL's 64-column lines.
 ///
 /// Written here rather than through EVP_DecodeBlock, which neither skips newlines nor reports where the text
-/// goes wrong, and which pads its output with zeros instead of honouring `=`.
-enum Base64 {
+/// goes wrong, and which pads its output with zeros instead of honouring `=`. Package-visible for the fuzz
+/// target of this layer alone (FuzzEntries).
+package enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     private static let whitespace: UInt8 = 0xFE
@@ -31,7 +32,7 @@ enum Base64 {
     /// Decodes `text`, ignoring whitespace anywhere; a `=` may only close the last 4-character group.
     /// - Throws: `.notBase64` naming the line, column and byte offset of the first bad byte; `.truncated` when
     ///   the text stops inside a 4-character group.
-    static func decode(_ text: [UInt8]) throws(DecryptionError) -> [UInt8] {
+    package static func decode(_ text: [UInt8]) throws(DecryptionError) -> [UInt8] {
         var stop: Stop?
         let decoded = [UInt8](unsafeUninitializedCapacity: text.count / 4 * 3 + 3) { out, written in
             values.withUnsafeBufferPointer { values in
@@ -162,7 +163,7 @@ enum Base64 {
     // MARK: - Encoding
 
     /// Encodes like `openssl enc -a`: lines of 64 characters, each ending in "\n", the last one too.
-    static func encode(_ data: [UInt8]) -> [UInt8] {
+    package static func encode(_ data: [UInt8]) -> [UInt8] {
         let chars = (data.count + 2) / 3 * 4
         let capacity = chars + (chars + 63) / 64
         return [UInt8](unsafeUninitializedCapacity: capacity) { out, written in
