@@ -109,8 +109,8 @@ import VPhoneTesting
         let flash = try phone.flash()
         #expect(flash.savedFiles == goodFlash.savedFiles)
         #expect(
-            flash.parameters.filter { $0.key != "USR_PROV_SVR_URL" }
-                == goodFlash.parameters.filter { $0.key != "USR_PROV_SVR_URL" }
+            flash.parameters.filter { $0.key != "USR_PROV_SVR_URL" }.map(\.value)
+                == goodFlash.parameters.filter { $0.key != "USR_PROV_SVR_URL" }.map(\.value)
         )
         #expect(flash.fileStatus.values.allSatisfy { $0.outcome != .downloaded })
         await phone.stop()
