@@ -83,7 +83,11 @@ let package = Package(
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
         .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "VPhoneTesting"]),
-        .testTarget(name: "FuzzRegressionTests", dependencies: ["FuzzEntries", "ConfigFormats", "Crypto", "Flash"]),
+        .testTarget(
+            name: "FuzzRegressionTests",
+            dependencies: ["FuzzEntries", "ConfigFormats", "Crypto", "Flash"],
+            exclude: ["Fixtures"]  // read by path, as the fuzzers read their corpus
+        ),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
         .testTarget(
             name: "TestServerTests",
