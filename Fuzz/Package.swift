@@ -17,11 +17,14 @@ let package = Package(
     name: "vphone-fuzz",
     platforms: [.macOS(.v15)],
     dependencies: [.package(name: "vphone", path: "..")],
-    targets: [.target(name: "CLibFuzzer", path: "Targets/CLibFuzzer")]
+    targets: [
+        .target(name: "CLibFuzzer", path: "Targets/CLibFuzzer"),
+        .target(name: "FuzzDriver", dependencies: ["CLibFuzzer"], path: "Targets/FuzzDriver"),
+    ]
         + targets.map { target in
             .executableTarget(
                 name: target.name,
-                dependencies: ["CLibFuzzer", .product(name: "VPhoneParsers", package: "vphone")],
+                dependencies: ["FuzzDriver", .product(name: "VPhoneParsers", package: "vphone")],
                 path: "Targets/\(target.folder)"
             )
         },

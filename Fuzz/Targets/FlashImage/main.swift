@@ -1,4 +1,4 @@
-import CLibFuzzer
+import FuzzDriver
 import FuzzEntries
 
 #if canImport(Glibc)
@@ -18,11 +18,7 @@ nonisolated(unsafe) let imagePath: String = {
 }()
 
 // libFuzzer calls the closure once per input: a flash image file, opened read-only as `vphone flash info` does.
-var argc = CommandLine.argc
-var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-exit(
-    LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-        _ = FuzzEntries.flashImage(Array(UnsafeBufferPointer(start: data, count: size)), at: imagePath)
-        return 0
-    }
-)
+runFuzzer { data, size in
+    _ = FuzzEntries.flashImage(input(data, size), at: imagePath)
+    return 0
+}
