@@ -282,7 +282,8 @@ private struct MisbehavingHandler: HTTPHandler {
 
     private func redirect(to location: String, _ record: inout ServedRequest) -> HTTPResponse {
         record.status = 302
-        return HTTPResponse(statusCode: .found, headers: [.location: location])
+        let headers: HTTPHeaders = [.location: location]
+        return HTTPResponse(statusCode: .found, headers: headers)
     }
 
     private func body(_ bytes: [UInt8], _ request: HTTPRequest, _ record: inout ServedRequest) -> HTTPResponse {
@@ -306,7 +307,8 @@ private struct MisbehavingHandler: HTTPHandler {
         record.status = 200
         if record.bytes == 0 { record.bytes = announced }
         guard request.method == .GET else {
-            return HTTPResponse(statusCode: .ok, headers: [.contentLength: String(announced)])
+            let headers: HTTPHeaders = [.contentLength: String(announced)]
+            return HTTPResponse(statusCode: .ok, headers: headers)
         }
         return HTTPResponse(
             statusCode: .ok,

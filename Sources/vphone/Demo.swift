@@ -63,7 +63,7 @@ struct Demo: AsyncParsableCommand {
         heading("vphone boot --flash \(image) --mac \(mac) --prov-url \(provURL) --once")
         var code: Int32 = 0
         do {
-            var boot = try Boot.parse(["--flash", image, "--mac", mac, "--prov-url", provURL, "--once"])
+            let boot = try Boot.parse(["--flash", image, "--mac", mac, "--prov-url", provURL, "--once"])
             try await boot.run()
         } catch let exit as ExitCode {
             code = exit.rawValue
@@ -74,10 +74,10 @@ struct Demo: AsyncParsableCommand {
         for request in server.requests { print("   " + request.line) }
         guard code == 0 || code == 10 || code == 11 else { throw ExitCode(code) }
         heading("vphone config show --flash \(image) --changed")
-        var show = try Config.Show.parse(["--flash", image, "--changed"])
+        let show = try Config.Show.parse(["--flash", image, "--changed"])
         try show.run()
         heading("vphone events \(image) --timeline")
-        var events = try Events.parse([image, "--timeline"])
+        let events = try Events.parse([image, "--timeline"])
         try events.run()
         heading("the flash image stays at \(image)")
         if code != 0 { throw ExitCode(code) }
