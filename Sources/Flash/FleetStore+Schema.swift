@@ -12,86 +12,14 @@ extension FleetStore {
 
     /// Schema v1, as vphone made it before schema 2: kept to describe what `migrateFromV1` upgrades (and for tests).
     static let schemaV1 = """
-        CREATE TABLE identity (
-            mac        TEXT    NOT NULL PRIMARY KEY,
-            model      TEXT    NOT NULL,
-            firmware   TEXT    NOT NULL,
-            created_at INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE state (
-            mac        TEXT    NOT NULL PRIMARY KEY,
-            boot_count INTEGER NOT NULL CHECK (boot_count >= 0)
-        ) WITHOUT ROWID;
-        CREATE TABLE saved_files (
-            mac      TEXT    NOT NULL,
-            kind     TEXT    NOT NULL,
-            url      TEXT    NOT NULL,
-            body     BLOB    NOT NULL,
-            saved_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, kind)
-        );
-        CREATE TABLE parameters (
-            mac    TEXT NOT NULL,
-            name   TEXT NOT NULL,
-            value  TEXT NOT NULL,
-            source TEXT NOT NULL,
-            perm   TEXT NOT NULL,
-            access TEXT NOT NULL,
-            PRIMARY KEY (mac, name)
-        ) WITHOUT ROWID;
-        CREATE TABLE local_edits (
-            mac       TEXT    NOT NULL,
-            name      TEXT    NOT NULL,
-            value     TEXT    NOT NULL,
-            edited_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, name)
-        ) WITHOUT ROWID;
-        CREATE TABLE timers (
-            mac    TEXT    NOT NULL,
-            kind   TEXT    NOT NULL,
-            due_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, kind)
-        ) WITHOUT ROWID;
-        CREATE TABLE file_status (
-            mac     TEXT    NOT NULL,
-            kind    TEXT    NOT NULL,
-            url     TEXT    NOT NULL,
-            outcome TEXT    NOT NULL,
-            reason  TEXT    NOT NULL,
-            at      INTEGER NOT NULL,
-            PRIMARY KEY (mac, kind)
-        ) WITHOUT ROWID;
-        CREATE TABLE file_key (
-            mac          TEXT    NOT NULL PRIMARY KEY,
-            key          TEXT    NOT NULL,
-            installed_at INTEGER NOT NULL,
-            source_url   TEXT    NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE root_certificates (
-            mac      TEXT    NOT NULL,
-            slot     INTEGER NOT NULL CHECK (slot BETWEEN 1 AND 3),
-            url      TEXT    NOT NULL,
-            pem      BLOB    NOT NULL,
-            saved_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, slot)
-        );
-        CREATE TABLE events (
-            id      INTEGER PRIMARY KEY,
-            mac     TEXT    NOT NULL,
-            seq     INTEGER NOT NULL,
-            at      INTEGER NOT NULL,
-            boot    INTEGER NOT NULL,
-            level   TEXT    NOT NULL,
-            kind    TEXT    NOT NULL,
-            message TEXT    NOT NULL,
-            fields  TEXT    NOT NULL DEFAULT '{}'
-        );
-        CREATE UNIQUE INDEX events_by_phone ON events (mac, seq);
+        \(phoneTables)
+        \(savedFilesV1)
+        \(historyTables)
         PRAGMA application_id = \(applicationID);
         PRAGMA user_version = 1;
         """
 
-    /// Makes the tables of schema v2 and stamps the store; run inside `create`'s transaction.
+    /// The tables of schema v2, and its stamp; `create` runs it inside its transaction.
     ///
     /// Small rows are clustered by `(mac, ...)` (WITHOUT ROWID), so one phone's rows sit on a few pages; the tables
     /// holding file bodies keep a rowid, as SQLite advises for large rows. A saved file's body is a row of `bodies`,
@@ -100,6 +28,16 @@ extension FleetStore {
     /// which keeps a batch's journal small) and numbers each phone's entries with `seq`, so trimming one phone's log
     /// is an index range delete.
     static let schemaV2 = """
+        \(phoneTables)
+        \(bodiesTable)
+        \(savedFilesV2)
+        \(historyTables)
+        PRAGMA application_id = \(applicationID);
+        PRAGMA user_version = 2;
+        """
+
+    /// `identity` and `state`: the same in both versions.
+    private static let phoneTables = """
         CREATE TABLE identity (
             mac        TEXT    NOT NULL PRIMARY KEY,
             model      TEXT    NOT NULL,
@@ -110,72 +48,27 @@ extension FleetStore {
             mac        TEXT    NOT NULL PRIMARY KEY,
             boot_count INTEGER NOT NULL CHECK (boot_count >= 0)
         ) WITHOUT ROWID;
+        """
+
+    private static let savedFilesV1 = """
+        CREATE TABLE saved_files (
+            mac      TEXT    NOT NULL,
+            kind     TEXT    NOT NULL,
+            url      TEXT    NOT NULL,
+            body     BLOB    NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        );
+        """
+
+    /// Schema 2's one new table: each distinct saved body once.
+    private static let bodiesTable = """
         CREATE TABLE bodies (
             id   INTEGER PRIMARY KEY,
             hash INTEGER NOT NULL,
             body BLOB    NOT NULL
         );
         CREATE INDEX bodies_by_hash ON bodies (hash);
-        \(savedFilesV2)
-        CREATE TABLE parameters (
-            mac    TEXT NOT NULL,
-            name   TEXT NOT NULL,
-            value  TEXT NOT NULL,
-            source TEXT NOT NULL,
-            perm   TEXT NOT NULL,
-            access TEXT NOT NULL,
-            PRIMARY KEY (mac, name)
-        ) WITHOUT ROWID;
-        CREATE TABLE local_edits (
-            mac       TEXT    NOT NULL,
-            name      TEXT    NOT NULL,
-            value     TEXT    NOT NULL,
-            edited_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, name)
-        ) WITHOUT ROWID;
-        CREATE TABLE timers (
-            mac    TEXT    NOT NULL,
-            kind   TEXT    NOT NULL,
-            due_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, kind)
-        ) WITHOUT ROWID;
-        CREATE TABLE file_status (
-            mac     TEXT    NOT NULL,
-            kind    TEXT    NOT NULL,
-            url     TEXT    NOT NULL,
-            outcome TEXT    NOT NULL,
-            reason  TEXT    NOT NULL,
-            at      INTEGER NOT NULL,
-            PRIMARY KEY (mac, kind)
-        ) WITHOUT ROWID;
-        CREATE TABLE file_key (
-            mac          TEXT    NOT NULL PRIMARY KEY,
-            key          TEXT    NOT NULL,
-            installed_at INTEGER NOT NULL,
-            source_url   TEXT    NOT NULL
-        ) WITHOUT ROWID;
-        CREATE TABLE root_certificates (
-            mac      TEXT    NOT NULL,
-            slot     INTEGER NOT NULL CHECK (slot BETWEEN 1 AND 3),
-            url      TEXT    NOT NULL,
-            pem      BLOB    NOT NULL,
-            saved_at INTEGER NOT NULL,
-            PRIMARY KEY (mac, slot)
-        );
-        CREATE TABLE events (
-            id      INTEGER PRIMARY KEY,
-            mac     TEXT    NOT NULL,
-            seq     INTEGER NOT NULL,
-            at      INTEGER NOT NULL,
-            boot    INTEGER NOT NULL,
-            level   TEXT    NOT NULL,
-            kind    TEXT    NOT NULL,
-            message TEXT    NOT NULL,
-            fields  TEXT    NOT NULL DEFAULT '{}'
-        );
-        CREATE UNIQUE INDEX events_by_phone ON events (mac, seq);
-        PRAGMA application_id = \(applicationID);
-        PRAGMA user_version = 2;
         """
 
     static let savedFilesV2 = """
@@ -189,17 +82,73 @@ extension FleetStore {
         ) WITHOUT ROWID;
         """
 
+    /// `parameters` to `events`: the same in both versions.
+    private static let historyTables = """
+        CREATE TABLE parameters (
+            mac    TEXT NOT NULL,
+            name   TEXT NOT NULL,
+            value  TEXT NOT NULL,
+            source TEXT NOT NULL,
+            perm   TEXT NOT NULL,
+            access TEXT NOT NULL,
+            PRIMARY KEY (mac, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE local_edits (
+            mac       TEXT    NOT NULL,
+            name      TEXT    NOT NULL,
+            value     TEXT    NOT NULL,
+            edited_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, name)
+        ) WITHOUT ROWID;
+        CREATE TABLE timers (
+            mac    TEXT    NOT NULL,
+            kind   TEXT    NOT NULL,
+            due_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        ) WITHOUT ROWID;
+        CREATE TABLE file_status (
+            mac     TEXT    NOT NULL,
+            kind    TEXT    NOT NULL,
+            url     TEXT    NOT NULL,
+            outcome TEXT    NOT NULL,
+            reason  TEXT    NOT NULL,
+            at      INTEGER NOT NULL,
+            PRIMARY KEY (mac, kind)
+        ) WITHOUT ROWID;
+        CREATE TABLE file_key (
+            mac          TEXT    NOT NULL PRIMARY KEY,
+            key          TEXT    NOT NULL,
+            installed_at INTEGER NOT NULL,
+            source_url   TEXT    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE root_certificates (
+            mac      TEXT    NOT NULL,
+            slot     INTEGER NOT NULL CHECK (slot BETWEEN 1 AND 3),
+            url      TEXT    NOT NULL,
+            pem      BLOB    NOT NULL,
+            saved_at INTEGER NOT NULL,
+            PRIMARY KEY (mac, slot)
+        );
+        CREATE TABLE events (
+            id      INTEGER PRIMARY KEY,
+            mac     TEXT    NOT NULL,
+            seq     INTEGER NOT NULL,
+            at      INTEGER NOT NULL,
+            boot    INTEGER NOT NULL,
+            level   TEXT    NOT NULL,
+            kind    TEXT    NOT NULL,
+            message TEXT    NOT NULL,
+            fields  TEXT    NOT NULL DEFAULT '{}'
+        );
+        CREATE UNIQUE INDEX events_by_phone ON events (mac, seq);
+        """
+
     /// Schema 1 to 2, in one transaction: every saved body moves into `bodies`, once per distinct content.
     static func migrateFromV1(_ connection: SQLiteConnection) throws(FlashError) {
         try connection.transaction(.immediate) { () throws(FlashError) in
             try connection.execute(
                 """
-                CREATE TABLE bodies (
-                    id   INTEGER PRIMARY KEY,
-                    hash INTEGER NOT NULL,
-                    body BLOB    NOT NULL
-                );
-                CREATE INDEX bodies_by_hash ON bodies (hash);
+                \(bodiesTable)
                 ALTER TABLE saved_files RENAME TO saved_files_v1;
                 \(savedFilesV2)
                 """

@@ -293,39 +293,3 @@ func scratchDirectory(reason: String) throws -> String {
     }
     return dir
 }
-
-/// Turns SIGINT/SIGTERM into a clean stop: the current flash transaction completes, nothing after it starts.
-final class SignalStopper: @unchecked Sendable {
-    private var sources: [DispatchSourceSignal] = []
-    private let lock = NSLock()
-    private var handlers: [@Sendable () -> Void] = []
-    private(set) var stopped = false
-
-    init(runtime: PhoneRuntime) {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                self.stopped = true
-                let hs = self.handlers
-                self.lock.unlock()
-                Task {
-                    await runtime.shutdown()
-                    for h in hs { h() }
-                }
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    func onStop(_ handler: @escaping @Sendable () -> Void) {
-        lock.lock()
-        handlers.append(handler)
-        let already = stopped
-        lock.unlock()
-        if already { handler() }
-    }
-}

@@ -160,7 +160,7 @@ struct FleetCommand: AsyncParsableCommand {
         let metrics = try startMetrics(stats: stats)
         let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
         let work = Task { try await runner.run() }
-        let stopper = FleetSignalStopper { work.cancel() }
+        let stopper = StopSignals(secondExits: true) { work.cancel() }
         let duration: Double
         do {
             duration = try await work.value
@@ -352,42 +352,6 @@ enum CIDR {
         return (0..<size).map { i in
             let a = base + i
             return "\(a >> 24).\(a >> 16 & 255).\(a >> 8 & 255).\(a & 255)"
-        }
-    }
-}
-
-/// SIGTERM and SIGINT stop a fleet cleanly (the first one); a second one ends the process at once.
-final class FleetSignalStopper: @unchecked Sendable {
-    // @unchecked: `received` is guarded by `lock`; `sources` is written only in init.
-    private var sources: [DispatchSourceSignal] = []
-    private let lock = NSLock()
-    private var received: Int32?
-
-    init(onStop: @escaping @Sendable () -> Void) {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { [weak self] in
-                guard let self else { return }
-                self.lock.lock()
-                let first = self.received == nil
-                if first { self.received = sig }
-                self.lock.unlock()
-                if first { onStop() } else { _exit(128 + sig) }
-            }
-            source.resume()
-            sources.append(source)
-        }
-    }
-
-    /// `SIGTERM` or `SIGINT` once one was received, else nil.
-    var signalName: String? {
-        lock.lock()
-        defer { lock.unlock() }
-        switch received {
-        case nil: return nil
-        case SIGINT: return "SIGINT"
-        default: return "SIGTERM"
         }
     }
 }
