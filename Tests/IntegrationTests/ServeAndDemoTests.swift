@@ -4,27 +4,12 @@ import VPhoneTesting
 
 /// `vphone serve`, `vphone testserver` and `vphone demo` as a user runs them: real processes, real sockets.
 @Suite struct ServeAndDemoTests {
-    /// Starts `vphone ARGS` (a server) on a free port and waits until it answers.
-    func startServer(_ args: [String], cwd: String) throws -> (RunningVPhone, Int) {
-        let port = NginxServer.freePort()
-        let server = try startVPhone(args + ["--port", String(port)], cwd: cwd)
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if !server.process.isRunning { throw TestFailure("server exited early: \(server.wait().stderr)") }
-            let r = try vphone(["boot", "--help"], cwd: cwd)  // a cheap pause that also proves the binary runs
-            _ = r
-            if let s = try? String(contentsOfFile: server.err, encoding: .utf8), s.contains("127.0.0.1:\(port)") {
-                return (server, port)
-            }
-        }
-        server.signal(SIGKILL)
-        throw TestFailure("vphone \(args.first ?? "") did not start on port \(port)")
-    }
-
-    @Test func aPhoneBootsAgainstTheBuiltInTreeServedByVphoneServe() throws {
+    @Test func aPhoneBootsAgainstTheBuiltInTreeServedByVphoneServe() async throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-serve")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let (server, port) = try startServer(["serve"], cwd: dir)
+        let served = try await TestServerProcess("serve", tree: nil, dir: dir)
+        let server = served.process
+        let port = served.port
         defer { server.signal(SIGKILL) }
         let flash = dir + "/phone.flash"
         let boot = try vphone(
@@ -47,11 +32,12 @@ import VPhoneTesting
         #expect(lines.allSatisfy { $0.contains("\"Panasonic_KX-UTG300/03.210 (0080f0c571eb)\"") })
     }
 
-    @Test func aTestserverRuleMakesTheBootFallBackAndTheFlashKeepsItsCopy() throws {
+    @Test func aTestserverRuleMakesTheBootFallBackAndTheFlashKeepsItsCopy() async throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-testserver")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let flash = dir + "/phone.flash"
-        let (good, goodPort) = try startServer(["serve", "--quiet"], cwd: dir)
+        let healthy = try await TestServerProcess("serve", tree: nil, dir: dir, extra: ["--quiet"])
+        let (good, goodPort) = (healthy.process, healthy.port)
         let first = try vphone(
             ["boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:\(goodPort)/", "--once"],
             cwd: dir
@@ -61,7 +47,12 @@ import VPhoneTesting
         #expect(first.code == 0, "\(first.stderr)")
         // The same tree, now misbehaving on the master file, on another port: the initial file saved in flash names
         // the first port, so give the phone the new server as its provisioning URL and let the initial file point on.
-        let (bad, badPort) = try startServer(["testserver", "--rule", "/ConfigCom.cfg=close-mid-body"], cwd: dir)
+        let broken = try await TestServerProcess(
+            tree: nil,
+            dir: dir,
+            extra: ["--rule", "/ConfigCom.cfg=close-mid-body"]
+        )
+        let (bad, badPort) = (broken.process, broken.port)
         defer { bad.signal(SIGKILL) }
         let second = try vphone(
             ["boot", "--flash", flash, "--prov-url", "http://127.0.0.1:\(badPort)/", "--once"],

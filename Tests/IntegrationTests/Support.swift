@@ -131,15 +131,25 @@ let mac = "0080F0C571EB"
 final class TestServerProcess: @unchecked Sendable {
     let process: RunningVPhone
     let origin: String
+    let port: Int
     let rulesFile: String
 
-    init(_ command: String = "testserver", tree: String?, dir: String, rules: String = "") async throws {
+    /// Starts `vphone COMMAND [TREE] --port P [EXTRA...]` (a testserver also gets a rules file holding `rules`) and
+    /// returns once it listens.
+    init(
+        _ command: String = "testserver",
+        tree: String?,
+        dir: String,
+        rules: String = "",
+        extra: [String] = []
+    ) async throws {
         rulesFile = dir + "/rules-\(UUID().uuidString.prefix(6)).txt"
         try rules.write(toFile: rulesFile, atomically: true, encoding: .utf8)
-        let port = NginxServer.freePort()
+        port = NginxServer.freePort()
         origin = "http://127.0.0.1:\(port)"
         var args = [command] + (tree.map { [$0] } ?? []) + ["--port", String(port)]
         if command == "testserver" { args += ["--rules-file", rulesFile] }
+        args += extra
         process = try startVPhone(args, cwd: dir)
         let deadline = Date().addingTimeInterval(20)
         // One more look after the deadline: on a busy machine this task may wake up late.
