@@ -55,14 +55,11 @@ final class BootedPhone: @unchecked Sendable {
         let directory = try temporaryDirectory("vphone-api-phone")
         let profile = TestProfiles.utg300
         let clock = ScaledClock()
-        let store = try FlashStore.create(
+        let store = try FlashStore.factoryFresh(
             at: directory + "/\(mac).flash",
-            identity: Identity(
-                mac: MAC(mac)!,
-                model: profile.model,
-                firmware: profile.firmwareVersion,
-                createdAt: clock.now()
-            )
+            mac: mac,
+            profile: profile,
+            now: clock.now()
         )
         let machine = PhoneMachine(
             profile: PreparedProfile(profile),

@@ -185,14 +185,11 @@ import VPhoneTesting
             profile.totalTimeoutMs = 2000
             let clock = ScaledClock()
             let image = directory + "/phone.flash"
-            let store = try FlashStore.create(
+            let store = try FlashStore.factoryFresh(
                 at: image,
-                identity: Identity(
-                    mac: MAC(BehaviourMatrixTests.mac)!,
-                    model: profile.model,
-                    firmware: profile.firmwareVersion,
-                    createdAt: clock.now()
-                )
+                mac: BehaviourMatrixTests.mac,
+                profile: profile,
+                now: clock.now()
             )
             let records = Records()
             let runtime = PhoneRuntime(

@@ -156,14 +156,11 @@ private final class LeakTestPhone: @unchecked Sendable {
         profile.connectTimeoutMs = 150
         profile.totalTimeoutMs = 150
         let clock = VirtualClock(start: SimulatedPhone.epoch)
-        let store = try FlashStore.create(
+        let store = try FlashStore.factoryFresh(
             at: directory + "/\(mac).flash",
-            identity: Identity(
-                mac: MAC(mac)!,
-                model: profile.model,
-                firmware: profile.firmwareVersion,
-                createdAt: clock.now()
-            )
+            mac: mac,
+            profile: profile,
+            now: clock.now()
         )
         let machine = PhoneMachine(profile: PreparedProfile(profile), flash: try store.load())
         let transport = try CurlTransport()
