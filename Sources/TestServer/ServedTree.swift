@@ -61,23 +61,17 @@ public struct ServedTree: Sendable {
         }
     }
 
-    /// Request paths of the files in the tree (for `wrong-mac` and listings), sorted.
-    func paths() -> [String] {
+    /// Request paths of the files in the directory of request path `path` (not below it), sorted: where another
+    /// phone's file shaped like `path` can be.
+    func siblings(of path: String) -> [String] {
+        let directory = path.split(separator: "/", omittingEmptySubsequences: true).dropLast().joined(separator: "/")
+        let prefix = directory.isEmpty ? "/" : "/" + directory + "/"
         switch source {
         case .builtIn(let files):
-            return files.keys.sorted()
+            return files.keys.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains("/") }.sorted()
         case .directory(let root):
-            guard let walker = FileManager.default.enumerator(atPath: root) else { return [] }
-            var out: [String] = []
-            while let next = walker.nextObject() as? String {
-                var isDirectory: ObjCBool = false
-                if FileManager.default.fileExists(atPath: root + "/" + next, isDirectory: &isDirectory),
-                    !isDirectory.boolValue
-                {
-                    out.append("/" + next)
-                }
-            }
-            return out.sorted()
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: root + prefix)) ?? []
+            return names.map { prefix + $0 }.sorted()
         }
     }
 
@@ -88,7 +82,8 @@ public struct ServedTree: Sendable {
         let prefix = path[..<range.lowerBound]
         let suffix = path[range.upperBound...]
         let mac = path[range].uppercased()
-        return paths().first { candidate in
+        // Only the directory of `path` is listed: a request never walks the whole tree (a fleet may hold 100,000 files).
+        return siblings(of: path).first { candidate in
             guard candidate.count == path.count, candidate.hasPrefix(prefix), candidate.hasSuffix(suffix),
                 let other = Self.macRange(in: candidate)
             else { return false }
