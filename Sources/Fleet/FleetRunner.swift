@@ -153,6 +153,8 @@ public final class FleetRunner: Sendable {
         interrupted: StopFlag
     ) async throws {
         let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
+        // Each phone runs on one loop thread, its actor included (`CurlLane`): no task or thread switch per file.
+        let lanes = (transport as? CurlTransport)?.lanes ?? []
         let gate = AdmissionGate(limit: options.maxBooting ?? 2 * options.loops * options.maxInFlightPerLoop)
         // Discarding: a phone's finished task is freed at once. A plain task group keeps every finished child until
         // its result is awaited, about 2.4 KB a phone, which made a 100,000-phone storm grow to 300 MiB.
@@ -185,15 +187,17 @@ public final class FleetRunner: Sendable {
                     options.sourceAddresses.isEmpty
                     ? nil : options.sourceAddresses[index % options.sourceAddresses.count]
                 let stats = self.stats
+                let lane = lanes.isEmpty ? nil : lanes[index % lanes.count]
                 let runtime = PhoneRuntime(
                     machine: machine,
                     store: backend,
-                    transport: PhoneTransport(inner: transport, mac: mac, sourceAddress: source),
+                    transport: PhoneTransport(inner: lane ?? transport, mac: mac, sourceAddress: source),
                     clock: clock,
                     logger: quiet,
                     tls: options.tls,
                     timerJitter: options.jitter,
-                    onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } }
+                    onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } },
+                    lane: lane
                 )
                 group.addTask {
                     // Cancelled (the fleet was interrupted): shut the phone down, which releases its waiters.

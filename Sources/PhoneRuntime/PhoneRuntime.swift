@@ -36,6 +36,14 @@ public actor PhoneRuntime {
     public private(set) var flashError: FlashError?
     /// Called for every finished transfer (fleet statistics, recordings).
     private let onFetch: (@Sendable (FetchRecord) -> Void)?
+    /// The transport thread this phone runs on, if any (fleet phones): its completions then enter the phone at
+    /// once instead of through a task.
+    private let lane: (any TransportLane)?
+    /// Isolation for a phone with no lane: a plain actor's executor.
+    private let home = Home()
+    private actor Home {}
+
+    nonisolated public var unownedExecutor: UnownedSerialExecutor { lane?.executor ?? home.unownedExecutor }
 
     /// TLS settings from the command line, applied to every transfer of this phone.
     public struct TLSOptions: Sendable {
@@ -55,7 +63,8 @@ public actor PhoneRuntime {
         logger: Logger,
         tls: TLSOptions = TLSOptions(),
         timerJitter: Double = 0,
-        onFetch: (@Sendable (FetchRecord) -> Void)? = nil
+        onFetch: (@Sendable (FetchRecord) -> Void)? = nil,
+        lane: (any TransportLane)? = nil
     ) {
         self.timerJitter = max(0, min(timerJitter, 1))
         self.random = SplitMix64(seed: machine.flash.identity.mac.value)
@@ -66,6 +75,7 @@ public actor PhoneRuntime {
         self.logger = logger
         self.tls = tls
         self.onFetch = onFetch
+        self.lane = lane
     }
 
     // MARK: - Driving
@@ -207,10 +217,16 @@ public actor PhoneRuntime {
         request.insecure = tls.insecure
         inFlight += 1
         let onFetch = self.onFetch
+        let lane = self.lane
         transport.fetch(request) { [weak self] result in
             onFetch?(FetchRecord(order: order, result: result))
             guard let self else { return }
-            Task { await self.finished(order, result) }
+            if let lane, lane.canCompleteInline {
+                // On the lane's thread between jobs: this actor runs nowhere else, so enter it now.
+                self.assumeIsolated { $0.finished(order, result) }
+            } else {
+                Task { await self.finished(order, result) }
+            }
         }
     }
 

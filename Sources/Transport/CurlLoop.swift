@@ -2,6 +2,7 @@
 
 import CCurl
 import Foundation
+import Synchronization
 
 /// A thread that runs transfers on its own multi handle.
 ///
@@ -29,14 +30,29 @@ final class CurlLoop: @unchecked Sendable {
     // MARK: - Shared, under `lock`
     private let lock = NSLock()
     private var inbox: [Job] = []
+    /// Swift jobs of actors that run on this loop (`LoopExecutor`), run between libcurl's turns.
+    private var jobs: [UnownedJob] = []
+    /// Set once the thread has left its loop: later jobs run on `fallback` instead.
+    private var finished = false
     private var stopping = false
     private var loopThread: pthread_t? = nil
     private let stopped = DispatchSemaphore(value: 0)
     private var joined = false
     private var sharedPeakInFlight = 0
 
+    /// The loop thread's id (0 until it starts), to tell it apart without taking the lock.
+    private let threadID = Atomic<UInt>(0)
+    /// Runs the jobs that arrive after the loop has stopped (an actor shutting its phone down after the
+    /// transport), one at a time as a serial executor must.
+    private let fallback: DispatchQueue
+
     // MARK: - Loop thread only
     private var spareInbox: [Job] = []
+    private var spareJobs: [UnownedJob] = []
+    /// True while the loop thread runs a Swift job: a completion called then must not enter an actor inline.
+    private var runningJobs = false
+    /// Set when the loop starts tearing down: jobs may then run on `fallback`, so nothing enters an actor inline.
+    private var tearingDown = false
     private var queue = FIFO<Job>()
     /// Transfers attached to the multi handle, by identity; they also hold the easy handle.
     private var active: [ObjectIdentifier: CurlTransfer] = [:]
@@ -55,6 +71,7 @@ final class CurlLoop: @unchecked Sendable {
         self.maxInFlight = maxInFlight
         self.systemCAPath = systemCAPath
         self.trust = trust
+        self.fallback = DispatchQueue(label: "vphone-curl-\(index)-after-stop")
         Thread { [self] in run() }.start()
     }
 
@@ -69,11 +86,41 @@ final class CurlLoop: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         guard !stopping else { return false }
-        let wasEmpty = inbox.isEmpty
+        let wasEmpty = inbox.isEmpty && jobs.isEmpty
         inbox.append(job)
-        // A non-empty inbox means a wakeup is already pending and the loop has not drained it yet.
-        if wasEmpty { wake() }
+        // A non-empty inbox means a wakeup is already pending and the loop has not drained it yet; the loop
+        // thread itself (a completion or a job asking for the next file) drains it before it sleeps again.
+        if wasEmpty && !isLoopThread { wake() }
         return true
+    }
+
+    /// Whether the caller runs on this loop's thread.
+    var isLoopThread: Bool {
+        let id = threadID.load(ordering: .acquiring)
+        return id != 0 && pthread_equal(pthread_t(id), pthread_self()) != 0
+    }
+
+    /// True on the loop thread outside any Swift job: a completion running now may enter an actor of this loop
+    /// at once (`LoopExecutor.canRunInline`), as no job of that actor can be running.
+    var isBetweenJobs: Bool { isLoopThread && !runningJobs && !tearingDown }
+
+    /// Queues a Swift job to run on the loop thread (or, once the loop has stopped, on `fallback`).
+    private func queueJob(_ job: UnownedJob) {
+        lock.lock()
+        defer { lock.unlock() }
+        if finished {
+            runAfterStop(job)
+            return
+        }
+        let wasEmpty = inbox.isEmpty && jobs.isEmpty
+        jobs.append(job)
+        if wasEmpty && !isLoopThread { wake() }
+    }
+
+    /// Called under `lock`, so that jobs keep their order across the switch to `fallback`.
+    private func runAfterStop(_ job: UnownedJob) {
+        let executor = asUnownedSerialExecutor()
+        fallback.async { job.runSynchronously(on: executor) }
     }
 
     func beginShutdown() {
@@ -127,6 +174,7 @@ final class CurlLoop: @unchecked Sendable {
         lock.lock()
         loopThread = pthread_self()
         lock.unlock()
+        threadID.store(UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))), ordering: .releasing)
         while true {
             lock.lock()
             if stopping {
@@ -134,17 +182,24 @@ final class CurlLoop: @unchecked Sendable {
                 break
             }
             swap(&inbox, &spareInbox)
+            swap(&jobs, &spareJobs)
             lock.unlock()
             for job in spareInbox { queue.append(job) }
             spareInbox.removeAll(keepingCapacity: true)
+            runJobs()
 
             startQueued()
             do {
                 var running: Int32 = 0
                 try Curl.check(curl_multi_perform(multi, &running), "curl_multi_perform")
                 if finishCompleted() { startQueued() }
+                // Work that arrived meanwhile (jobs resumed by completions, fetches they asked for): do not sleep.
+                lock.lock()
+                let pending = !inbox.isEmpty || !jobs.isEmpty
+                lock.unlock()
                 var ready: Int32 = 0
-                try Curl.check(curl_multi_poll(multi, nil, 0, Self.idlePollMs, &ready), "curl_multi_poll")
+                let wait = pending ? 0 : Self.idlePollMs
+                try Curl.check(curl_multi_poll(multi, nil, 0, wait, &ready), "curl_multi_poll")
             } catch {
                 // The multi handle is unusable: fail everything rather than spin.
                 loopFailure = "libcurl event loop \(index) stopped: \(error)"
@@ -156,6 +211,15 @@ final class CurlLoop: @unchecked Sendable {
         }
         tearDown()
         stopped.signal()
+    }
+
+    private func runJobs() {
+        guard !spareJobs.isEmpty else { return }
+        let executor = asUnownedSerialExecutor()
+        runningJobs = true
+        for job in spareJobs { job.runSynchronously(on: executor) }
+        runningJobs = false
+        spareJobs.removeAll(keepingCapacity: true)
     }
 
     /// Starts queued jobs while there is room.
@@ -259,6 +323,7 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     private func tearDown() {
+        tearingDown = true
         let message = loopFailure ?? "transport shut down"
         for transfer in active.values {
             var failure = FetchFailure.shutDown(transfer.job.request, message)
@@ -273,6 +338,10 @@ final class CurlLoop: @unchecked Sendable {
         lock.lock()
         let late = inbox
         inbox.removeAll()
+        // From now on jobs run on `fallback`, those already queued first.
+        finished = true
+        for job in jobs { runAfterStop(job) }
+        jobs.removeAll()
         lock.unlock()
         for job in late { job.completion(.failure(FetchFailure.shutDown(job.request, message))) }
         pool.removeAll()
@@ -306,6 +375,19 @@ final class CurlLoop: @unchecked Sendable {
             share.users -= 1
             transfer.share = nil
         }
+    }
+}
+
+// MARK: - Executor
+
+/// A loop is also a serial executor: actors whose `unownedExecutor` is a loop's (`CurlLane.executor`) run on its
+/// thread, between libcurl's turns, so the completion of a transfer can enter the actor that asked for it at once,
+/// with no task, hop or thread switch (`CurlLane.canCompleteInline`).
+extension CurlLoop: SerialExecutor {
+    func enqueue(_ job: consuming ExecutorJob) { queueJob(UnownedJob(job)) }
+
+    func checkIsolated() {
+        precondition(isLoopThread, "an actor of libcurl loop \(index) was entered from another thread")
     }
 }
 

@@ -105,6 +105,12 @@ public final class CurlTransport: Transport, @unchecked Sendable {
         }
     }
 
+    /// One lane per loop thread: a `Transport` whose transfers all run on that loop, and the loop's executor.
+    ///
+    /// A fleet pins each phone to a lane and runs the phone's actor on the lane's executor, so a finished transfer
+    /// is handed to the phone on the thread that finished it (`CurlLane.canCompleteInline`).
+    public var lanes: [CurlLane] { loops.map(CurlLane.init) }
+
     /// Stops the loop threads and waits for them. Transfers in flight or queued fail with `.other`
     /// ("transport shut down"), and so does every later `fetch`. Safe to call more than once, and from
     /// a completion (it then does not wait for that loop's thread).
@@ -120,4 +126,34 @@ public struct TransportError: Error, Sendable, Hashable, CustomStringConvertible
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// The transfers and the Swift jobs of one loop thread (`CurlTransport.lanes`).
+///
+/// ```swift
+/// actor Phone {
+///     let lane: CurlLane
+///     nonisolated var unownedExecutor: UnownedSerialExecutor { lane.executor }
+/// }
+/// ```
+/// The phone's completions then run on the same thread as its jobs: when `canCompleteInline` is true, the
+/// completion may use `assumeIsolated` instead of starting a task.
+public struct CurlLane: TransportLane {
+    fileprivate let loop: CurlLoop
+
+    /// The loop as a serial executor, for actors that should run on its thread.
+    public var executor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
+
+    /// True on the loop's thread outside any job: an actor on `executor` can be entered synchronously. False in
+    /// a job (the actor may be the one running), on any other thread, and after the loop has stopped.
+    public var canCompleteInline: Bool { loop.isBetweenJobs }
+
+    public func fetch(
+        _ request: FetchRequest,
+        completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+    ) {
+        if !loop.submit(CurlLoop.Job(request: request, completion: completion)) {
+            completion(.failure(FetchFailure.shutDown(request)))
+        }
+    }
 }

@@ -168,6 +168,15 @@ public protocol Transport: Sendable {
     func fetch(_ request: FetchRequest, completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void)
 }
 
+/// A transport whose completions run on one thread that is also a serial executor (`CurlLane`): an actor on
+/// `executor` can take a completion synchronously when `canCompleteInline` says so.
+public protocol TransportLane: Transport {
+    /// The executor of the thread the completions run on.
+    var executor: UnownedSerialExecutor { get }
+    /// True where a completion may enter an actor on `executor` synchronously (`assumeIsolated`).
+    var canCompleteInline: Bool { get }
+}
+
 extension Transport {
     /// Downloads `request.url` and returns the body or a classified failure.
     ///
