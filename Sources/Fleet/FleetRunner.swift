@@ -199,7 +199,8 @@ public final class FleetRunner: Sendable {
                     onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } },
                     lane: lane
                 )
-                group.addTask {
+                // The phone's task runs on its lane too: powering on, recording and shutting down stay on one thread.
+                group.addTask(executorPreference: ProcessInfo.processInfo.environment["VPHONE_NO_TASKEXEC"] == nil ? lane?.taskExecutor : nil) {
                     // Cancelled (the fleet was interrupted): shut the phone down, which releases its waiters.
                     let report = await withTaskCancellationHandler {
                         await runtime.powerOn()

@@ -13,27 +13,28 @@ public struct MacroContext: Hashable, Sendable {
     /// Expands `{MAC}`, `{mac}`, `{MODEL}`, `{fwver}`. Macros are case-sensitive and an unknown `{XYZ}` stays as it
     /// is (spec §1).
     public func expand(_ text: String) -> String {
-        guard text.contains("{") else { return text }
+        // Byte-wise: the macros and braces are ASCII, and a fleet expands a URL for every file of every phone.
+        let u = text.utf8
+        guard u.contains(UInt8(ascii: "{")) else { return text }
         var out = ""
-        out.reserveCapacity(text.utf8.count + 16)
-        var rest = Substring(text)
-        while let open = rest.firstIndex(of: "{") {
-            out += rest[..<open]
-            guard let close = rest[open...].firstIndex(of: "}") else {
-                rest = rest[open...]
+        out.reserveCapacity(u.count + 16)
+        var rest = u.startIndex
+        while let open = u[rest...].firstIndex(of: UInt8(ascii: "{")) {
+            out += text[rest..<open]
+            guard let close = u[open...].firstIndex(of: UInt8(ascii: "}")) else {
+                rest = open
                 break
             }
-            let name = rest[rest.index(after: open)..<close]
-            switch name {
+            switch text[u.index(after: open)..<close] {
             case "MAC": out += mac.upper
             case "mac": out += mac.lower
             case "MODEL": out += model
             case "fwver": out += firmware
-            default: out += rest[open...close]
+            default: out += text[open...close]
             }
-            rest = rest[rest.index(after: close)...]
+            rest = u.index(after: close)
         }
-        out += rest
+        out += text[rest...]
         return out
     }
 }
@@ -80,6 +81,19 @@ public enum ProvisioningURL {
     /// The scheme of `url` if it has `scheme://`.
     public static func scheme(of url: String) -> String? {
         guard let r = url.schemeSeparator else { return nil }
+        let bytes = url.utf8[..<r.lowerBound]
+        guard let first = bytes.first else { return nil }
+        if first < 0x80 && bytes.allSatisfy({ $0 < 0x80 }) {
+            // ASCII (every real URL): letters, digits, "+", "-" and ".", starting with a letter.
+            func isLetter(_ b: UInt8) -> Bool { (b | 0x20) >= UInt8(ascii: "a") && (b | 0x20) <= UInt8(ascii: "z") }
+            guard isLetter(first),
+                bytes.allSatisfy({
+                    isLetter($0) || ($0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9")) || $0 == UInt8(ascii: "+")
+                        || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: ".")
+                })
+            else { return nil }
+            return String(url[..<r.lowerBound])
+        }
         let s = url[..<r.lowerBound]
         guard let first = s.first, first.isLetter,
             s.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." })
@@ -90,14 +104,15 @@ public enum ProvisioningURL {
     /// Appends `{MODEL}.cfg` when the URL's path is empty or ends with `/` (spec §3).
     static func withFileName(_ url: String, macros: MacroContext) -> String {
         guard let r = url.schemeSeparator else { return url }
-        let afterScheme = url[r.upperBound...]
-        let end = afterScheme.firstIndex { $0 == "?" || $0 == "#" } ?? afterScheme.endIndex
-        let hostAndPath = afterScheme[..<end]
-        let suffix = afterScheme[end...]
-        let head = String(url[..<r.upperBound]) + String(hostAndPath)
-        let fileName = "\(macros.model).cfg"
-        guard let slash = hostAndPath.firstIndex(of: "/") else { return head + "/" + fileName + String(suffix) }
-        if hostAndPath[slash...].hasSuffix("/") { return head + fileName + String(suffix) }
+        let u = url.utf8
+        let end = u[r.upperBound...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? u.endIndex
+        guard let slash = u[r.upperBound..<end].firstIndex(of: UInt8(ascii: "/")) else {
+            return String(url[..<end]) + "/" + macros.model + ".cfg" + String(url[end...])
+        }
+        // The path (from `slash`, before any query) ends with "/": a directory.
+        if u[u.index(before: end)] == UInt8(ascii: "/") && end > slash {
+            return String(url[..<end]) + macros.model + ".cfg" + String(url[end...])
+        }
         return url
     }
 }
@@ -105,24 +120,34 @@ public enum ProvisioningURL {
 /// `http://id:pass@host/x` -> `http://***@host/x`: credentials never reach a log (security rules).
 public func redactURL(_ url: String) -> String {
     guard let r = url.schemeSeparator else { return url }
-    let rest = url[r.upperBound...]
-    let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? rest.endIndex
-    guard let at = rest[..<authorityEnd].lastIndex(of: "@") else { return url }
-    return String(url[..<r.upperBound]) + "***" + String(rest[at...])
+    let u = url.utf8
+    let authorityEnd =
+        u[r.upperBound...].firstIndex {
+            $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#")
+        } ?? u.endIndex
+    guard let at = u[r.upperBound..<authorityEnd].lastIndex(of: UInt8(ascii: "@")) else { return url }
+    return String(url[..<r.upperBound]) + "***" + String(url[at...])
 }
 
 extension String {
     /// The range of the first `://`, without Foundation.
     var schemeSeparator: Range<String.Index>? {
-        var i = startIndex
-        while i < endIndex {
-            if self[i] == ":", self[i...].hasPrefix("://") { return i..<index(i, offsetBy: 3) }
-            i = index(after: i)
+        let u = utf8
+        var i = u.startIndex
+        while let colon = u[i...].firstIndex(of: UInt8(ascii: ":")) {
+            let a = u.index(after: colon)
+            if a != u.endIndex, u[a] == UInt8(ascii: "/") {
+                let b = u.index(after: a)
+                if b != u.endIndex, u[b] == UInt8(ascii: "/") { return colon..<u.index(after: b) }
+            }
+            i = a
         }
         return nil
     }
 
     func trimmingWhitespace() -> String {
+        // Fast path: nothing to trim when both ends are visible ASCII.
+        if let f = utf8.first, let l = utf8.last, f > 0x20, f < 0x7F, l > 0x20, l < 0x7F { return self }
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) ?? first

@@ -119,8 +119,9 @@ final class CurlLoop: @unchecked Sendable {
 
     /// Called under `lock`, so that jobs keep their order across the switch to `fallback`.
     private func runAfterStop(_ job: UnownedJob) {
-        let executor = asUnownedSerialExecutor()
-        fallback.async { job.runSynchronously(on: executor) }
+        let serial = asUnownedSerialExecutor()
+        let task = asUnownedTaskExecutor()
+        fallback.async { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
     }
 
     func beginShutdown() {
@@ -215,9 +216,10 @@ final class CurlLoop: @unchecked Sendable {
 
     private func runJobs() {
         guard !spareJobs.isEmpty else { return }
-        let executor = asUnownedSerialExecutor()
+        let serial = asUnownedSerialExecutor()
+        let task = asUnownedTaskExecutor()
         runningJobs = true
-        for job in spareJobs { job.runSynchronously(on: executor) }
+        for job in spareJobs { job.runSynchronously(isolatedTo: serial, taskExecutor: task) }
         runningJobs = false
         spareJobs.removeAll(keepingCapacity: true)
     }
@@ -382,8 +384,11 @@ final class CurlLoop: @unchecked Sendable {
 
 /// A loop is also a serial executor: actors whose `unownedExecutor` is a loop's (`CurlLane.executor`) run on its
 /// thread, between libcurl's turns, so the completion of a transfer can enter the actor that asked for it at once,
-/// with no task, hop or thread switch (`CurlLane.canCompleteInline`).
-extension CurlLoop: SerialExecutor {
+/// with no task, hop or thread switch (`CurlLane.canCompleteInline`). It is a task executor as well
+/// (`CurlLane.taskExecutor`): a task that prefers it runs its nonisolated code on the same thread, so calling one of
+/// the loop's actors from it is a switch on one thread, not a trip through the global pool. One job runs at a time,
+/// whichever of the two it came through.
+extension CurlLoop: SerialExecutor, TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) { queueJob(UnownedJob(job)) }
 
     func checkIsolated() {

@@ -144,6 +144,9 @@ public struct CurlLane: TransportLane {
     /// The loop as a serial executor, for actors that should run on its thread.
     public var executor: UnownedSerialExecutor { loop.asUnownedSerialExecutor() }
 
+    /// The loop as a task executor (`Task(executorPreference:)`), for a task that mostly calls the lane's actors.
+    public var taskExecutor: (any TaskExecutor)? { loop }
+
     /// True on the loop's thread outside any job: an actor on `executor` can be entered synchronously. False in
     /// a job (the actor may be the one running), on any other thread, and after the loop has stopped.
     public var canCompleteInline: Bool { loop.isBetweenJobs }

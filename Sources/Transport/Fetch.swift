@@ -175,6 +175,8 @@ public protocol TransportLane: Transport {
     var executor: UnownedSerialExecutor { get }
     /// True where a completion may enter an actor on `executor` synchronously (`assumeIsolated`).
     var canCompleteInline: Bool { get }
+    /// The same thread as a task executor, for tasks that drive the actors of this lane (nil: the global pool).
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension Transport {

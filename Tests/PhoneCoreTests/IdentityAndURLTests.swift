@@ -71,6 +71,32 @@ struct IdentityAndURLTests {
     @Test func credentialsAreRedacted() {
         #expect(redactURL("http://id:secret@h:8080/x@y") == "http://***@h:8080/x@y")
         #expect(redactURL("http://h/x") == "http://h/x")
+        #expect(redactURL("http://h?u=a@b") == "http://h?u=a@b")
+        #expect(redactURL("ftp://a@b:c@h#f") == "ftp://***@h#f")
+        #expect(redactURL("no scheme@h/x") == "no scheme@h/x")
+    }
+
+    /// The byte-wise URL handling (a fleet's hot path) against the cases a character-wise reading settles.
+    @Test func urlEdgeCases() throws {
+        #expect(try ProvisioningURL.candidates("http://h?x", macros: macros) == ["http://h/KX-UTG300.cfg?x"])
+        #expect(try ProvisioningURL.candidates("http://h#f", macros: macros) == ["http://h/KX-UTG300.cfg#f"])
+        #expect(
+            try ProvisioningURL.candidates("http://h/dir/?a=/b", macros: macros) == ["http://h/dir/KX-UTG300.cfg?a=/b"]
+        )
+        #expect(try ProvisioningURL.candidates("http://h/f.cfg#x/", macros: macros) == ["http://h/f.cfg#x/"])
+        #expect(try ProvisioningURL.candidates(" \thttp://h/x\n", macros: macros) == ["http://h/x"])
+        #expect(try ProvisioningURL.candidates("\u{3000}http://h/x\u{3000}", macros: macros) == ["http://h/x"])
+        #expect(try ProvisioningURL.candidates("HTTP://h/x", macros: macros) == ["HTTP://h/x"])
+        #expect(try ProvisioningURL.candidates("http://h/é/", macros: macros) == ["http://h/é/KX-UTG300.cfg"])
+        #expect(try ProvisioningURL.candidates("http://h/{MAC", macros: macros) == ["http://h/{MAC"])
+        #expect(ProvisioningURL.scheme(of: "1http://h") == nil)
+        #expect(ProvisioningURL.scheme(of: "svn+ssh://h") == "svn+ssh")
+        #expect(ProvisioningURL.scheme(of: "héttp://h") == "héttp")
+        #expect(ProvisioningURL.scheme(of: "h:/x") == nil)
+        #expect(throws: URLProblem.self) { try ProvisioningURL.candidates("héttp://h/x", macros: macros) }
+        #expect(macros.expand("{MAC}{MAC}") == "0080F0C571EB0080F0C571EB")
+        #expect(macros.expand("{}{{MAC}}") == "{}{{MAC}}")  // the first "}" closes "{{MAC": not a macro
+        #expect(macros.expand("é{mac}é") == "é0080f0c571ebé")
     }
 
     @Test func civilTime() {
