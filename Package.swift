@@ -77,7 +77,11 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (Fuzz/ builds the libFuzzer targets on these entries; FuzzRegressionTests replays them)
-        .executableTarget(name: "core-bench", dependencies: ["PhoneCore", "PhoneRuntime", "Flash"], path: "Sources/CoreBench"),
+        .executableTarget(
+            name: "core-bench",
+            dependencies: ["PhoneCore", "PhoneRuntime", "Flash"],
+            path: "Sources/CoreBench"
+        ),
         .target(name: "FuzzEntries", dependencies: ["ConfigFormats", "Crypto", "Flash"]),
 
         // MARK: - Tests

@@ -70,7 +70,10 @@ for round in 1...rounds {
                         next += machine.handle(.fetched(id: order.id, status: 200, body: b), at: now)
                     } else {
                         next += machine.handle(
-                            .fetchFailed(id: order.id, FetchError(kind: "http_status", httpStatus: 404, message: "404")),
+                            .fetchFailed(
+                                id: order.id,
+                                FetchError(kind: "http_status", httpStatus: 404, message: "404")
+                            ),
                             at: now
                         )
                     }
