@@ -73,7 +73,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "FlyingFox", package: "FlyingFox"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // mimalloc serves every malloc of the process (libcurl's, libxml2's, Swift's): a fleet allocates and
+            // frees for every transfer on its loop threads, where glibc's allocator costs 7–8 % of the CPU
+            // (Benchmarks/README.md).
+            linkerSettings: [.linkedLibrary("mimalloc", .when(platforms: [.linux]))]
         ),
 
         // MARK: - Fuzzing (Fuzz/ builds the libFuzzer targets on these entries; FuzzRegressionTests replays them)

@@ -54,6 +54,7 @@ for round in 1...rounds {
         let t0 = clock_gettime_nsec_np_thread()
         var machine = PhoneMachine(profile: prepared, flash: try flash.load(), discovery: discovery)
         machine.makesEvents = false
+        machine.debugEvents = false  // as in `vphone fleet` without --log-level debug
         var pending = machine.handle(.powerOn, at: now)
         var done = false
         while !done {

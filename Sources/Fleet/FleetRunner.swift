@@ -200,7 +200,7 @@ public final class FleetRunner: Sendable {
                     lane: lane
                 )
                 // The phone's task runs on its lane too: powering on, recording and shutting down stay on one thread.
-                group.addTask(executorPreference: ProcessInfo.processInfo.environment["VPHONE_NO_TASKEXEC"] == nil ? lane?.taskExecutor : nil) {
+                group.addTask(executorPreference: lane?.taskExecutor) {
                     // Cancelled (the fleet was interrupted): shut the phone down, which releases its waiters.
                     let report = await withTaskCancellationHandler {
                         await runtime.powerOn()

@@ -18,11 +18,14 @@ struct FleetSharingTests {
     )
 
     static func standard(_ i: Int, generation: Int = 0) -> String {
-        Fixture.device(
-            (1...60).map { k in
-                ("PHONEBOOK_NAME\(k)", k % 4 == 0 ? "Contact \(k) of phone \(i) gen \(generation)" : "Contact \(k)")
-            } + [("SIP_AUTHID_1", "100\(i)"), ("DISPLAY_NAME_1", "Phone \(i)")]
-        )
+        var entries: [(String, String)] = (1...60).map { k in
+            ("PHONEBOOK_NAME\(k)", k % 4 == 0 ? "Contact \(k) of phone \(i) gen \(generation)" : "Contact \(k)")
+        }
+        entries += [("SIP_AUTHID_1", "100\(i)"), ("DISPLAY_NAME_1", "Phone \(i)")]
+        // Phone 3's file has names of its own: the merge plan kept for the template's names must not be used for
+        // it, nor its own plan for phone 4.
+        if i == 3 { entries += [("AAA_FIRST_NAME", "only phone 3"), ("NTP_ADDR", "ntp.phone3")] }
+        return Fixture.device(entries)
     }
 
     static func phone(_ i: Int, prepared: PreparedProfile?) -> SimulatedPhone {
@@ -46,7 +49,7 @@ struct FleetSharingTests {
     @Test("phones sharing a prepared profile end exactly like phones alone, through edits and fallbacks")
     func sharingChangesNothingAPhoneShows() throws {
         let shared = PreparedProfile(TestProfiles.utg300, sharing: true)
-        for i in 0..<6 {
+        for i in 0..<7 {
             var alone = Self.phone(i, prepared: nil)
             var fleet = Self.phone(i, prepared: shared)
             func both(_ step: (inout SimulatedPhone) -> Void) {
