@@ -170,9 +170,10 @@ public final class PreparedProfile: Sendable {
 
     /// The document, and its entries sorted for the merge when it is one that many phones share.
     func parsed(_ body: [UInt8], file: String) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
-        if let hit = documents.lookup(body) { return hit }
+        let key = DocumentCache.key(body)
+        if let hit = documents.lookup(body, key: key) { return hit }
         let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
-        return (doc, documents.store(body, doc))
+        return (doc, documents.store(body, doc, key: key))
     }
 
     /// The merge of the shared files, kept from one phone to the next.
@@ -189,19 +190,18 @@ final class DocumentCache: Sendable {
     private static let maxSeen = 8192
     private static let maxHot = 256
 
-    private static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
+    /// The body's hash, computed once for a lookup and the store that may follow it.
+    static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
 
-    func lookup(_ body: [UInt8]) -> (document: ConfigDocument, run: MergeRun?)? {
-        let k = Self.key(body)
-        return state.withLock { s in
+    func lookup(_ body: [UInt8], key k: Int) -> (document: ConfigDocument, run: MergeRun?)? {
+        state.withLock { s in
             guard let entry = s.hot[k], BodyBytes.equal(entry.body, body) else { return nil }
             return (entry.document, entry.run)
         }
     }
 
     /// Notes a parsed body; returns the document's merge run when the body is now known to be shared.
-    func store(_ body: [UInt8], _ document: ConfigDocument) -> MergeRun? {
-        let k = Self.key(body)
+    func store(_ body: [UInt8], _ document: ConfigDocument, key k: Int) -> MergeRun? {
         let count = state.withLock { s in
             let count = (s.seen[k] ?? 0) + 1
             if s.seen.count >= Self.maxSeen { s.seen.removeAll(keepingCapacity: true) }
@@ -710,9 +710,13 @@ public struct PhoneMachine: Sendable {
     }
 
     static func pathEndsInEnc(_ url: String) -> Bool {
-        var path = Substring(url)
-        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
-        return path.lowercased().hasSuffix(".enc")
+        // Byte-wise (every download of a fleet asks): the path, before any query or fragment, ends in ".enc" in
+        // any case.
+        let u = url.utf8
+        let end = u.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? u.endIndex
+        let tail = u[..<end].suffix(4)
+        guard tail.count == 4 else { return false }
+        return zip(tail, ".enc".utf8).allSatisfy { a, b in a == b || (a | 0x20) == b && b != UInt8(ascii: ".") }
     }
 
     /// Spec §6: a file that could not be had falls back to its last good saved copy, if there is one.

@@ -1,5 +1,6 @@
-import PhoneCore
 import Testing
+
+@testable import PhoneCore
 
 @Suite("Identity, macros and URLs (spec §1, §3)")
 struct IdentityAndURLTests {
@@ -74,6 +75,15 @@ struct IdentityAndURLTests {
         #expect(redactURL("http://h?u=a@b") == "http://h?u=a@b")
         #expect(redactURL("ftp://a@b:c@h#f") == "ftp://***@h#f")
         #expect(redactURL("no scheme@h/x") == "no scheme@h/x")
+    }
+
+    @Test func encryptedByPath() {
+        for url in ["http://h/Config.enc", "http://h/c.ENC", "http://h/c.EnC?x=1", "tftp://h/a.b.enc#f", "x.enc"] {
+            #expect(PhoneMachine.pathEndsInEnc(url), "\(url)")
+        }
+        for url in ["http://h/c.cfg", "http://h/c.cfg?f=.enc", "http://h/enc", "http://h/c\u{0E}enc", "nc", ""] {
+            #expect(!PhoneMachine.pathEndsInEnc(url), "\(url)")
+        }
     }
 
     /// The byte-wise URL handling (a fleet's hot path) against the cases a character-wise reading settles.
