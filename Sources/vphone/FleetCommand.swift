@@ -44,7 +44,12 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(help: "Run the phones' clocks K times faster than real time.") var timeScale: Double = 1
 
     @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
-    @Option(help: "libcurl loop threads.") var loops: Int = 1
+    @Option(
+        help: ArgumentHelp(
+            "Loop threads, each running its phones and their libcurl transfers (default: the number of CPUs, at "
+                + "most 16)."
+        )
+    ) var loops: Int?
     @Option(help: "Transfers in flight per loop; the rest wait their turn.") var maxInFlight: Int = 256
     @Option(
         help: ArgumentHelp(
@@ -79,7 +84,7 @@ struct FleetCommand: AsyncParsableCommand {
         }
         if rate != nil && duration == nil { throw ValidationError("--rate needs --duration (a stream lasts a while)") }
         guard timeScale > 0, timeScale.isFinite else { throw ValidationError("--time-scale must be positive") }
-        guard (1...64).contains(loops) else { throw ValidationError("--loops must be 1...64") }
+        if let loops, !(1...64).contains(loops) { throw ValidationError("--loops must be 1...64") }
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
         if let maxBooting, !(1...1_000_000).contains(maxBooting) {
             throw ValidationError("--max-booting must be 1...1000000")
@@ -122,6 +127,7 @@ struct FleetCommand: AsyncParsableCommand {
         options.timeScale = timeScale
         options.jitter = jitter?.fraction ?? 0
         options.sourceAddresses = try sourceIps.map { try CIDR.addresses($0) } ?? []
+        let loops = self.loops ?? min(16, max(1, ProcessInfo.processInfo.activeProcessorCount))
         options.loops = loops
         options.maxInFlightPerLoop = maxInFlight
         options.maxBooting = maxBooting
