@@ -101,7 +101,7 @@ final class CurlLoop: @unchecked Sendable {
     }
 
     /// True on the loop thread outside any Swift job: a completion running now may enter an actor of this loop
-    /// at once (`LoopExecutor.canRunInline`), as no job of that actor can be running.
+    /// at once (`CurlLane.canCompleteInline`), as no job of that actor can be running.
     var isBetweenJobs: Bool { isLoopThread && !runningJobs && !tearingDown }
 
     /// Queues a Swift job to run on the loop thread (or, once the loop has stopped, on `fallback`).
@@ -392,7 +392,9 @@ extension CurlLoop: SerialExecutor, TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) { queueJob(UnownedJob(job)) }
 
     func checkIsolated() {
-        precondition(isLoopThread, "an actor of libcurl loop \(index) was entered from another thread")
+        // After the loop has stopped, its jobs run on `fallback`.
+        if isLoopThread { return }
+        dispatchPrecondition(condition: .onQueue(fallback))
     }
 }
 
