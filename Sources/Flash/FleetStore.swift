@@ -66,6 +66,10 @@ public final class FleetStore: @unchecked Sendable {
     var duringBatch: (@Sendable () -> Void)?
     /// The schema of the file: 2, or 1 for a store opened read-only that an older vphone wrote (read as it is).
     var fileSchema = 2
+    /// Applied to a phone read back from its rows, before anything keeps it (`vphone fleet` passes the fleet's
+    /// `SharedPhoneState.sharing`, so a resumed phone shares its configuration and saved bodies as a new one does).
+    /// Set before the first `load`.
+    public var sharing: (@Sendable (FlashSnapshot) -> FlashSnapshot)?
     /// Each phone's parameter rows as the file has them, when known (read at its start, or written by a batch):
     /// a batch then writes only the rows that changed. The tables share their storage with the phones' machines.
     var writtenParameters: [UInt64: ParameterTable] = [:]
@@ -438,6 +442,7 @@ public final class FleetStore: @unchecked Sendable {
             var snapshot: FlashSnapshot
             if isStored {
                 snapshot = try readPhone(mac)
+                if let sharing { snapshot = sharing(snapshot) }
                 writtenParameters[mac.value] = snapshot.parameters
             } else if let identity = write?.create {
                 snapshot = FlashSnapshot(identity: identity)

@@ -234,6 +234,20 @@ public final class SharedPhoneState: Sendable {
         return SavedBody(storage: .delta(reference, ops: ops, count: bytes.count))
     }
 
+    /// A snapshot read back from a fleet store, kept the way a phone of this fleet keeps what it provisions: its
+    /// configuration layered over the fleet's base and its saved files as shared deltas. Every view of it is
+    /// unchanged; without this, a phone resumed from `--store` held its table and bodies in full for as long as
+    /// its configuration did not change.
+    public func sharing(_ snapshot: FlashSnapshot) -> FlashSnapshot {
+        var out = snapshot
+        out.parameters = parameters(snapshot.parameters)
+        for (kind, file) in snapshot.savedFiles {
+            guard case .plain(let bytes) = file.savedBody.storage else { continue }
+            out.savedFiles[kind]?.savedBody = savedBody(bytes, kind: kind)
+        }
+        return out
+    }
+
     /// The table kept as its differences from the configuration the fleet's first provisioned phone had.
     public func parameters(_ table: ParameterTable) -> ParameterTable {
         guard table.count >= 32 else { return table }

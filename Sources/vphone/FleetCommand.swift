@@ -136,10 +136,12 @@ struct FleetCommand: AsyncParsableCommand {
         options.debugEvents = logging.logLevel.level == .debug
         if insecure { logger.warning("TLS VERIFICATION IS OFF (--insecure)") }
 
+        // What the phones share (configuration base, saved-body references), also with the phones the store gives back.
+        let prepared = PreparedProfile(profile, sharing: true)
         let flash: any FleetFlashProvider
         if let store {
             do {
-                flash = try FleetStoreProvider(path: store)
+                flash = try FleetStoreProvider(path: store, sharing: prepared.shared)
             } catch {
                 fail("\(error)")
                 throw Exit.data
@@ -157,7 +159,7 @@ struct FleetCommand: AsyncParsableCommand {
         let stats = FleetStats(startedAt: Date(), shard: options.shardLabel, expectedPhones: options.count)
         let runner = FleetRunner(
             options: options,
-            profile: PreparedProfile(profile, sharing: true),
+            profile: prepared,
             transport: transport,
             flash: flash,
             stats: stats,

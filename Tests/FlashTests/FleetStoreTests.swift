@@ -1,8 +1,8 @@
 import Foundation
-import PhoneCore
 import Testing
 
 @testable import Flash
+@testable import PhoneCore
 
 // MARK: - Support
 
@@ -193,6 +193,51 @@ struct FleetStoreTests {
         let newcomer = try reopened.phone(fleetIdentity(50))
         #expect(try newcomer.load() == FlashSnapshot(identity: fleetIdentity(50)))
         #expect(try reopened.count() == 51)
+    }
+
+    @Test func phonesReadBackShareWithTheFleetAndReadExactlyAsWritten() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        var expected: [MAC: FlashSnapshot] = [:]
+        for index in 0..<3 {
+            let flash = try store.phone(fleetIdentity(index))
+            // Product and master the same for every phone (as in a fleet), the standard file its own.
+            var changes = fleetCycle(index, cycle: 1, files: 3, fileSize: 2_000, parameterCount: 60)
+            for i in changes.savedFiles.indices where changes.savedFiles[i].kind != .standard {
+                changes.savedFiles[i].savedBody = SavedBody(body(2_000, seed: 7))
+            }
+            // And a configuration mostly the fleet's: 57 values in common, 3 of the phone's own.
+            var parameters: [String: Parameter] = [:]
+            for k in 0..<60 {
+                let value = k < 3 ? "phone \(index) value \(k)" : "fleet value \(k)"
+                parameters["PARAM_\(k)"] = Parameter(name: "PARAM_\(k)", value: value, source: .master, perm: "RW")
+            }
+            changes.parameters = ParameterTable(parameters)
+            try flash.apply(changes)
+            expected[fleetIdentity(index).mac] = FlashSnapshot(identity: fleetIdentity(index)).applying(changes)
+            flash.close()
+        }
+        store.close()
+
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        let shared = SharedPhoneState()
+        reopened.sharing = { shared.sharing($0) }
+        for index in 0..<3 {
+            let snapshot = try reopened.phone(fleetIdentity(index)).load()
+            let plain = try #require(expected[fleetIdentity(index).mac])
+            #expect(snapshot == plain)
+            #expect(snapshot.parameters.dictionary == plain.parameters.dictionary)
+            #expect(snapshot.parameters.base != nil)
+            for kind in FileKind.deviceFiles {
+                #expect(snapshot.savedFiles[kind]?.body == plain.savedFiles[kind]?.body)
+            }
+            guard case .delta = snapshot.savedFiles[.product]?.savedBody.storage else {
+                Issue.record("phone \(index): the saved product file is not a delta against the fleet's copy")
+                continue
+            }
+        }
+        // The rows the store compares a phone's next write with are the shared table, not a full copy.
+        #expect(reopened.writtenParameters.values.allSatisfy { $0.base != nil })
     }
 
     @Test func factoryResetKeepsTheIdentityClearsTheRestAndLogsItself() throws {
