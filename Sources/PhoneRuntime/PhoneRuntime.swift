@@ -36,14 +36,25 @@ public actor PhoneRuntime {
     public private(set) var flashError: FlashError?
     /// Called for every finished transfer (fleet statistics, recordings).
     private let onFetch: (@Sendable (FetchRecord) -> Void)?
-    /// The transport thread this phone runs on, if any (fleet phones): its completions then enter the phone at
-    /// once instead of through a task.
-    private let lane: (any TransportLane)?
-    /// Isolation for a phone with no lane: a plain actor's executor.
-    private let home = Home()
+    /// The transport thread this phone runs on (fleet phones: its completions then enter the phone at once instead of
+    /// through a task), or, for a phone with no lane, a plain actor whose executor it borrows.
+    private let isolation: Isolation
+    private enum Isolation: Sendable {
+        case lane(any TransportLane)
+        case own(Home)
+    }
     private actor Home {}
+    private var lane: (any TransportLane)? {
+        if case .lane(let lane) = isolation { return lane }
+        return nil
+    }
 
-    nonisolated public var unownedExecutor: UnownedSerialExecutor { lane?.executor ?? home.unownedExecutor }
+    nonisolated public var unownedExecutor: UnownedSerialExecutor {
+        switch isolation {
+        case .lane(let lane): return lane.executor
+        case .own(let home): return home.unownedExecutor
+        }
+    }
 
     /// TLS settings from the command line, applied to every transfer of this phone.
     public struct TLSOptions: Sendable {
@@ -75,7 +86,7 @@ public actor PhoneRuntime {
         self.logger = logger
         self.tls = tls
         self.onFetch = onFetch
-        self.lane = lane
+        self.isolation = lane.map { .lane($0) } ?? .own(Home())
     }
 
     // MARK: - Driving
