@@ -48,7 +48,7 @@ for round in 1...rounds {
     for i in 0..<phones {
         let mac = start.advanced(by: UInt64(i))
         // Reading the per-MAC file is the network's part: done before the clock starts.
-        let identity = Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+        let identity = Identity(mac: mac, profile: profile, createdAt: now)
         let flash = MemoryFlash(FlashSnapshot(identity: identity), retain: false)
         bodies.removeAll(keepingCapacity: true)
         let t0 = clock_gettime_nsec_np_thread()

@@ -12,11 +12,10 @@ public enum CertificatePEM {
     /// - Throws: `Problem` when there is none, or when one is cut short or damaged (a truncated download must not
     ///   replace a good saved certificate).
     public static func count(_ pem: [UInt8]) throws(Problem) -> Int {
-        let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
-        guard contains(pem, begin) else {
+        let markers = occurrences(of: Array("-----BEGIN CERTIFICATE-----".utf8), in: pem)
+        guard markers > 0 else {
             throw Problem(description: "not a PEM certificate (expected -----BEGIN CERTIFICATE-----)")
         }
-        let markers = occurrences(of: begin, in: pem)
         ERR_clear_error()
         let parsed: Int? = pem.withUnsafeBytes { raw -> Int? in
             guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
@@ -38,18 +37,13 @@ public enum CertificatePEM {
         return parsed
     }
 
-    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        occurrences(of: needle, in: haystack, stopAtFirst: true) > 0
-    }
-
-    private static func occurrences(of needle: [UInt8], in haystack: [UInt8], stopAtFirst: Bool = false) -> Int {
+    private static func occurrences(of needle: [UInt8], in haystack: [UInt8]) -> Int {
         guard haystack.count >= needle.count else { return 0 }
         var n = 0
         var i = 0
         while i <= haystack.count - needle.count {
             if haystack[i] == needle[0], haystack[i..<(i + needle.count)].elementsEqual(needle) {
                 n += 1
-                if stopAtFirst { return n }
                 i += needle.count
             } else {
                 i += 1

@@ -185,8 +185,8 @@ public struct FlashDiff: Hashable, Sendable {
             diff.savedFiles.append(
                 ContentDifference(
                     name: kind.rawValue,
-                    a: x.map { ContentSide(url: redactURL($0.url), size: $0.body.count, savedAt: $0.savedAt) },
-                    b: y.map { ContentSide(url: redactURL($0.url), size: $0.body.count, savedAt: $0.savedAt) },
+                    a: x.map { ContentSide(url: redactURL($0.url), size: $0.savedBody.count, savedAt: $0.savedAt) },
+                    b: y.map { ContentSide(url: redactURL($0.url), size: $0.savedBody.count, savedAt: $0.savedAt) },
                     sameBytes: x != nil && x?.body == y?.body
                 )
             )

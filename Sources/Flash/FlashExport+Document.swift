@@ -299,14 +299,15 @@ struct SavedFileJSON: Codable, Hashable {
     init(_ file: SavedFile, hide: Bool, isSecret: (String) -> Bool) {
         url = file.url
         savedAt = ExportTime(file.savedAt)
-        size = file.body.count
-        var bytes: [UInt8]? = file.body
+        let content = file.body  // rebuilt from a delta in a fleet: once
+        size = content.count
+        var bytes: [UInt8]? = content
         if hide {
             if let redacted = SecretRedaction.redact(url: file.url) {
                 url = redacted
                 masked = true
             }
-            switch SecretRedaction.redact(body: file.body, isSecret: isSecret) {
+            switch SecretRedaction.redact(body: content, isSecret: isSecret) {
             case .unchanged: break
             case .redacted(let text):
                 bytes = text

@@ -83,7 +83,7 @@ public struct FlashInfo: Hashable, Sendable {
                 kind: kind,
                 status: status,
                 savedURL: saved?.url,
-                savedSize: saved?.body.count,
+                savedSize: saved?.savedBody.count,
                 savedAt: saved?.savedAt
             )
         }

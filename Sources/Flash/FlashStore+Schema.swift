@@ -75,20 +75,20 @@ extension FlashStore {
         PRAGMA user_version = \(schemaVersion);
         """
 
-    /// Checks what an image says it is before anything reads its tables.
     /// The oldest schema this vphone reads (and upgrades when it opens the image to write).
     static let oldestReadableSchema = 1
 
     /// Schema 2 changed no table of an image (it is the fleet store's content-addressed bodies; the two count
     /// together): an image of schema 1 is read as it is, and stamped 2 when opened to write.
-    static func migrate(_ connection: SQLiteConnection, from version: Int) throws(FlashError) {
+    static func migrate(_ connection: SQLiteConnection) throws(FlashError) {
         try connection.transaction(.immediate) { () throws(FlashError) in
             try connection.execute("PRAGMA user_version = \(schemaVersion)")
         }
     }
 
+    /// Checks what an image says it is before anything reads its tables.
+    ///
     /// - Returns: the image's schema version (`oldestReadableSchema...schemaVersion`).
-    @discardableResult
     static func checkHeader(_ connection: SQLiteConnection) throws(FlashError) -> Int {
         let path = connection.path
         // The first read of the file: SQLite reports a damaged header or a truncated file (its header counts

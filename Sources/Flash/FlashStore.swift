@@ -129,7 +129,7 @@ public final class FlashStore {
             let version = try checkHeader(connection)
             if !readOnly {
                 try configureWriting(connection)
-                if version < schemaVersion { try migrate(connection, from: version) }
+                if version < schemaVersion { try migrate(connection) }
             }
         } catch {
             connection.close()

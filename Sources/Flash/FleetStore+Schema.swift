@@ -215,7 +215,6 @@ extension FleetStore {
     /// Checks what a file says it is before anything reads its tables; tells a single phone's image apart.
     ///
     /// - Returns: the store's schema version: 1 (read as it is, upgraded by `migrateFromV1` when opened to write) or 2.
-    @discardableResult
     static func checkHeader(_ connection: SQLiteConnection) throws(FlashError) -> Int {
         let path = connection.path
         // The first read of the file: SQLite reports a damaged header or a truncated file here, and rolls back a

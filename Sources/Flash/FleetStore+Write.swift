@@ -2,7 +2,8 @@ import PhoneCore
 
 // MARK: - Pending changes
 
-/// What one phone changed since the last batch, in order: all the memory a fleet store keeps per phone.
+/// What one phone changed since the last batch, in order (with `FleetStore.writtenParameters`, what a fleet store
+/// keeps per phone).
 struct PendingWrite {
     /// The phone is new: the batch makes its identity and state rows (keeping them if they exist).
     var create: Identity?
@@ -69,7 +70,7 @@ extension FleetStore {
     )
         throws(FlashError)
     {
-        var old = before.makeIterator()
+        let old = before.makeIterator()
         var previous = old.next()
         for (name, parameter) in parameters {
             while let p = previous, p.key < name {

@@ -172,12 +172,7 @@ public final class FleetRunner: Sendable {
                 // Depth first: wait for a place among the phones booting now (cancelled: no more phones).
                 do { try await gate.enter() } catch { break }
                 let mac = options.macStart.advanced(by: UInt64(index))
-                let identity = Identity(
-                    mac: mac,
-                    model: profile.profile.model,
-                    firmware: profile.profile.firmwareVersion,
-                    createdAt: clock.now()
-                )
+                let identity = Identity(mac: mac, profile: profile.profile, createdAt: clock.now())
                 let backend = try flash.flash(for: identity)
                 let snapshot = try backend.load()
                 var machine = PhoneMachine(profile: profile, flash: snapshot, discovery: options.discovery)

@@ -115,7 +115,7 @@ public final class HTTPListener: Sendable {
     }
 
     /// The host part of a URL for `bind`: wildcards become loopback, IPv6 goes in brackets.
-    public static func urlHost(_ bind: String) -> String {
+    private static func urlHost(_ bind: String) -> String {
         switch bind {
         case "0.0.0.0", "": return "127.0.0.1"
         case "::", "[::]": return "[::1]"

@@ -39,19 +39,22 @@ final class MergeRun: Sendable {
             var out = ContiguousArray<ParameterTable.Entry>()
             out.reserveCapacity(entries.count)
             for (name, e) in entries {
-                out.append(
-                    ParameterTable.Entry(
-                        name: shared ? ParameterNames.intern(name) : name,
-                        value: e.value,
-                        bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
-                    )
-                )
+                out.append(Self.entry(shared ? ParameterNames.intern(name) : name, e))
             }
             out.sort { $0.name < $1.name }
             return out
         }
         device = sorted(document.device)
         initial = sorted(document.initial)
+    }
+
+    /// A file's entry as a run holds it: `bits` carries the perm/access pair's number (the merge adds the source).
+    static func entry(_ name: String, _ e: ConfigEntry) -> ParameterTable.Entry {
+        ParameterTable.Entry(
+            name: name,
+            value: e.value,
+            bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
+        )
     }
 }
 
@@ -80,13 +83,7 @@ public final class MergeMemo: Sendable {
             entries.reserveCapacity(names.count)
             for name in names {
                 guard let e = document.device[name] else { break }
-                entries.append(
-                    ParameterTable.Entry(
-                        name: name,
-                        value: e.value,
-                        bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
-                    )
-                )
+                entries.append(MergeRun.entry(name, e))
             }
             if entries.count == names.count { return MergeRun(device: entries, initial: []) }
         }

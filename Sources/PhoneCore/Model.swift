@@ -125,6 +125,11 @@ public struct Identity: Hashable, Sendable {
         self.firmware = firmware
         self.createdAt = createdAt
     }
+
+    /// A phone of `profile`'s model and firmware, made now.
+    public init(mac: MAC, profile: DeviceProfile, createdAt: PhoneTime) {
+        self.init(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: createdAt)
+    }
 }
 
 // MARK: - Files and parameters

@@ -161,14 +161,10 @@ public final class PreparedProfile: Sendable {
         shared = sharing ? SharedPhoneState() : nil
     }
 
-    /// Parses a file for this model. Parsing is a pure function of the bytes, so a file that many phones of a fleet
-    /// download (the product, master and initial files) is parsed once and its document shared: the phones then
-    /// also share the strings of their effective values.
-    public func parse(_ body: [UInt8], file: String) throws(ConfigFormatError) -> ConfigDocument {
-        try parsed(body, file: file).document
-    }
-
-    /// The document, and its entries sorted for the merge when it is one that many phones share.
+    /// Parses a file for this model: the document, and its entries sorted for the merge when it is one that many
+    /// phones share. Parsing is a pure function of the bytes, so a file that many phones of a fleet download (the
+    /// product, master and initial files) is parsed once and its document shared: the phones then also share the
+    /// strings of their effective values.
     func parsed(_ body: [UInt8], file: String) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
         let key = DocumentCache.key(body)
         if let hit = documents.lookup(body, key: key) { return hit }
@@ -987,7 +983,7 @@ private struct Step {
     /// Make debug-level events (`PhoneMachine.debugEvents`); the message and fields are not even built otherwise.
     var debug: Bool
     /// Make events at all (`PhoneMachine.makesEvents`).
-    var events = true
+    var events: Bool
     var changes = FlashChanges()
     var actions: [PhoneAction] = []
 

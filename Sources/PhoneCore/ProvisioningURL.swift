@@ -83,7 +83,7 @@ public enum ProvisioningURL {
         guard let r = url.schemeSeparator else { return nil }
         let bytes = url.utf8[..<r.lowerBound]
         guard let first = bytes.first else { return nil }
-        if first < 0x80 && bytes.allSatisfy({ $0 < 0x80 }) {
+        if bytes.allSatisfy({ $0 < 0x80 }) {
             // ASCII (every real URL): letters, digits, "+", "-" and ".", starting with a letter.
             func isLetter(_ b: UInt8) -> Bool { (b | 0x20) >= UInt8(ascii: "a") && (b | 0x20) <= UInt8(ascii: "z") }
             guard isLetter(first),
@@ -106,11 +106,11 @@ public enum ProvisioningURL {
         guard let r = url.schemeSeparator else { return url }
         let u = url.utf8
         let end = u[r.upperBound...].firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? u.endIndex
-        guard let slash = u[r.upperBound..<end].firstIndex(of: UInt8(ascii: "/")) else {
+        guard u[r.upperBound..<end].contains(UInt8(ascii: "/")) else {
             return String(url[..<end]) + "/" + macros.model + ".cfg" + String(url[end...])
         }
-        // The path (from `slash`, before any query) ends with "/": a directory.
-        if u[u.index(before: end)] == UInt8(ascii: "/") && end > slash {
+        // The path (before any query or fragment) ends with "/": a directory.
+        if u[u.index(before: end)] == UInt8(ascii: "/") {
             return String(url[..<end]) + macros.model + ".cfg" + String(url[end...])
         }
         return url

@@ -65,11 +65,13 @@ final class DeltaReference: Sendable {
         mask = buckets - 1
         var index = [Int32](repeating: 0, count: buckets * Self.ways)
         if bytes.count >= Self.window {
-            for p in 0...(bytes.count - Self.window) {
-                let b = (Self.hash(bytes, at: p) & (buckets - 1)) * Self.ways
-                for w in 0..<Self.ways where index[b + w] == 0 {
-                    index[b + w] = Int32(p + 1)
-                    break
+            bytes.withUnsafeBufferPointer { all in
+                for p in 0...(all.count - Self.window) {
+                    let b = (Self.hash(all, at: p) & (buckets - 1)) * Self.ways
+                    for w in 0..<Self.ways where index[b + w] == 0 {
+                        index[b + w] = Int32(p + 1)
+                        break
+                    }
                 }
             }
         }
@@ -82,7 +84,6 @@ final class DeltaReference: Sendable {
         return Int(truncatingIfNeeded: (v &* 0x9E37_79B9_7F4A_7C15) >> 40)
     }
 
-    static func hash(_ bytes: [UInt8], at p: Int) -> Int { bytes.withUnsafeBufferPointer { hash($0, at: p) } }
 }
 
 /// A copy/literal delta codec: `[len << 1 | 1, offset]` copies `len` bytes of the reference from `offset`,

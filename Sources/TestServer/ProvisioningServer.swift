@@ -39,12 +39,12 @@ public final class ProvisioningServer: Sendable {
     private let state: Shared
 
     /// `http://HOST:PORT`, without a trailing slash: the origin the phone's URLs name.
-    public var origin: String { String(listener.url.dropLast()) }
-    public var port: Int { listener.port }
+    public let origin: String
 
-    private init(listener: HTTPListener, state: Shared) {
+    private init(listener: HTTPListener, state: Shared, origin: String) {
         self.listener = listener
         self.state = state
+        self.origin = origin
     }
 
     /// Starts serving `tree` and returns once the port accepts connections.
@@ -81,27 +81,21 @@ public final class ProvisioningServer: Sendable {
         )
         let origin = String(listener.url.dropLast())
         state.lock.withLock { $0.origin = origin }
-        return ProvisioningServer(listener: listener, state: state)
+        return ProvisioningServer(listener: listener, state: state, origin: origin)
     }
 
     /// Replaces the misbehaviour rules given at start (not those of the rules file); requests that arrive afterwards
     /// follow the new ones.
     public func setRules(_ rules: [Rule]) { state.lock.withLock { $0.rules = rules } }
 
-    /// The rules in force: those given, then those of the rules file.
-    public var rules: [Rule] {
-        state.reloadRulesFile()
-        return state.lock.withLock { $0.rules + $0.fileRules }
-    }
-
-    /// Every request answered so far, oldest first.
-    public var requests: [ServedRequest] { state.lock.withLock { $0.log } }
+    /// The rules in force: those given, then those of the rules file as last read.
+    public var rules: [Rule] { state.lock.withLock { $0.rules + $0.fileRules } }
 
     /// Stops listening; requests still stalled or trickling are cut off.
     public func stop() async { await listener.stop(grace: 0.1) }
 }
 
-/// What the server and its handler share: the rules, the origin, the access log.
+/// What the server and its handler share: the rules, the origin, the request callback.
 private final class Shared: Sendable {
     struct State {
         var rules: [Rule]
@@ -109,12 +103,11 @@ private final class Shared: Sendable {
         /// Modification time and size of the rules file when it was last read.
         var fileStamp: [Int] = []
         var origin = ""
-        var log: [ServedRequest] = []
-        var onRequest: (@Sendable (ServedRequest) -> Void)?
     }
 
     let lock: Mutex<State>
     let rulesFile: String?
+    let onRequest: (@Sendable (ServedRequest) -> Void)?
     let onProblem: (@Sendable (String) -> Void)?
 
     init(
@@ -123,8 +116,9 @@ private final class Shared: Sendable {
         onRequest: (@Sendable (ServedRequest) -> Void)?,
         onProblem: (@Sendable (String) -> Void)?
     ) {
-        lock = Mutex(State(rules: rules, onRequest: onRequest))
+        lock = Mutex(State(rules: rules))
         self.rulesFile = rulesFile
+        self.onRequest = onRequest
         self.onProblem = onProblem
     }
 
@@ -187,14 +181,7 @@ private struct MisbehavingHandler: HTTPHandler {
         return response
     }
 
-    private func log(_ record: ServedRequest) {
-        let callback = state.lock.withLock { state -> (@Sendable (ServedRequest) -> Void)? in
-            state.log.append(record)
-            if state.log.count > 100_000 { state.log.removeFirst(50_000) }
-            return state.onRequest
-        }
-        callback?(record)
-    }
+    private func log(_ record: ServedRequest) { state.onRequest?(record) }
 
     private func respond(
         to request: HTTPRequest,

@@ -35,7 +35,6 @@ final class CurlLoop: @unchecked Sendable {
     /// Set once the thread has left its loop: later jobs run on `fallback` instead.
     private var finished = false
     private var stopping = false
-    private var loopThread: pthread_t? = nil
     private let stopped = DispatchSemaphore(value: 0)
     private var joined = false
     private var sharedPeakInFlight = 0
@@ -136,8 +135,7 @@ final class CurlLoop: @unchecked Sendable {
     /// `shutdown()`), where waiting would deadlock; the thread then stops when the completion returns.
     func waitUntilStopped() {
         lock.lock()
-        let onLoopThread = loopThread.map { pthread_equal($0, pthread_self()) != 0 } ?? false
-        let mustWait = !joined && !onLoopThread
+        let mustWait = !joined && !isLoopThread
         if mustWait { joined = true }
         lock.unlock()
         if mustWait { stopped.wait() }
@@ -172,10 +170,7 @@ final class CurlLoop: @unchecked Sendable {
             fclose(comm)
         }
         #endif
-        lock.lock()
-        loopThread = pthread_self()
-        lock.unlock()
-        threadID.store(UInt(bitPattern: Int(bitPattern: UInt(pthread_self()))), ordering: .releasing)
+        threadID.store(UInt(pthread_self()), ordering: .releasing)
         while true {
             lock.lock()
             if stopping {

@@ -86,7 +86,6 @@ public final class CurlTransport: Transport, @unchecked Sendable {
         _ request: FetchRequest,
         completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void
     ) {
-        let job = CurlLoop.Job(request: request, completion: completion)
         let loop: CurlLoop
         if request.reuseConnection, let group = request.connectionGroup {
             // One group's connections live in one loop's share handle.
@@ -100,9 +99,7 @@ public final class CurlTransport: Transport, @unchecked Sendable {
             lock.unlock()
             loop = loops[index]
         }
-        if !loop.submit(job) {
-            completion(.failure(FetchFailure.shutDown(request)))
-        }
+        CurlLane(loop: loop).fetch(request, completion: completion)
     }
 
     /// One lane per loop thread: a `Transport` whose transfers all run on that loop, and the loop's executor.

@@ -45,7 +45,7 @@ public struct SimulatedPhone {
         let snapshot =
             flash
             ?? FlashSnapshot(
-                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+                identity: Identity(mac: mac, profile: profile, createdAt: now)
             )
         self.flash = snapshot
         self.now = now

@@ -15,7 +15,7 @@ extension FlashStore {
         guard let address = MAC(mac) else { preconditionFailure("not a MAC: \(mac)") }
         return try FlashStore.create(
             at: path,
-            identity: Identity(mac: address, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+            identity: Identity(mac: address, profile: profile, createdAt: now)
         )
     }
 }

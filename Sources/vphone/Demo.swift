@@ -3,6 +3,7 @@ import Foundation
 import HTTPServing
 import Logging
 import PhoneCore
+import Synchronization
 import TestServer
 
 struct Demo: AsyncParsableCommand {
@@ -34,23 +35,24 @@ struct Demo: AsyncParsableCommand {
 
     func validate() throws {
         guard MAC(mac) != nil else { throw ValidationError("--mac \(mac): expected 12 hex digits, e.g. 0080F0C571EB") }
-        for text in ruleTexts {
-            do { _ = try Rule(parsing: text) } catch { throw ValidationError("--rule: \(error)") }
-        }
+        _ = try Rule.options(ruleTexts)
         if let flash, FileManager.default.fileExists(atPath: flash) {
             throw ValidationError("--flash \(flash): already exists; the demo boots a factory-fresh phone")
         }
     }
 
     func run() async throws {
-        let rules = try ruleTexts.map { try Rule(parsing: $0) }
+        let rules = try Rule.options(ruleTexts)
+        // What the server saw, shown after the boot.
+        let seen = Mutex<[ServedRequest]>([])
         let server: ProvisioningServer
         do {
             server = try await ProvisioningServer.start(
                 tree: .example,
                 rules: rules,
                 port: port,
-                logger: Logger(label: "vphone", factory: { _ in SwiftLogNoOpLogHandler() })
+                logger: Logger(label: "vphone", factory: { _ in SwiftLogNoOpLogHandler() }),
+                onRequest: { request in seen.withLock { $0.append(request) } }
             )
         } catch {
             fail("\(error)")
@@ -71,7 +73,7 @@ struct Demo: AsyncParsableCommand {
         await server.stop()
         print("   exit code \(code): \(Self.meaning(code))")
         heading("what the server saw")
-        for request in server.requests { print("   " + request.line) }
+        for request in seen.withLock({ $0 }) { print("   " + request.line) }
         guard code == 0 || code == 10 || code == 11 else { throw ExitCode(code) }
         heading("vphone config show --flash \(image) --changed")
         let show = try Config.Show.parse(["--flash", image, "--changed"])

@@ -274,7 +274,7 @@ struct FlashCommand: ParsableCommand {
                     )
                 )
             }
-            let identity = Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+            let identity = Identity(mac: mac, profile: profile, createdAt: now)
             let changes = ProvisionedImage.changes(files: configFiles, profile: profile, at: now)
             do {
                 try FlashStore.create(at: to, identity: identity, applying: changes).close()

@@ -101,7 +101,7 @@ struct FlashLocation: ParsableArguments {
         do {
             return try FlashStore.create(
                 at: path,
-                identity: Identity(mac: mac, model: profile.model, firmware: profile.firmwareVersion, createdAt: now)
+                identity: Identity(mac: mac, profile: profile, createdAt: now)
             )
         } catch {
             fail("\(error)")

@@ -123,17 +123,22 @@ struct TestServerCommand: AsyncParsableCommand {
         }
     }
 
-    func rules() throws -> [Rule] {
-        try ruleTexts.map { text in
+    func rules() throws -> [Rule] { try Rule.options(ruleTexts) }
+
+    func run() async throws {
+        try await options.serve(rules: try rules(), rulesFile: rulesFile, what: "serving (with misbehaviour)")
+    }
+}
+
+extension Rule {
+    /// The rules of repeated `--rule PATTERN=BEHAVIOUR` options (`testserver`, `demo`); a bad one is a usage error.
+    static func options(_ texts: [String]) throws -> [Rule] {
+        try texts.map { text in
             do {
                 return try Rule(parsing: text)
             } catch {
                 throw ValidationError("--rule: \(error)")
             }
         }
-    }
-
-    func run() async throws {
-        try await options.serve(rules: try rules(), rulesFile: rulesFile, what: "serving (with misbehaviour)")
     }
 }

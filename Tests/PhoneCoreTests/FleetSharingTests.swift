@@ -30,19 +30,14 @@ struct FleetSharingTests {
 
     static func phone(_ i: Int, prepared: PreparedProfile?) -> SimulatedPhone {
         let mac = MAC(value: 0x0080_F000_0001 + UInt64(i))
-        var phone = SimulatedPhone(mac: mac, discovery: DiscoveryOptions(provisioningURL: base), prepared: prepared)
+        var phone = threeFilePhone(
+            standard: standard(i),
+            product: product,
+            master: master,
+            mac: mac,
+            prepared: prepared
+        )
         phone.machine.debugEvents = false
-        phone.server = [
-            initialURL: .file(
-                Fixture.initial(
-                    standard: "\(base)/Config{MAC}.cfg",
-                    product: "\(base)/Config{MODEL}.cfg",
-                    master: "\(base)/ConfigCom.cfg",
-                    device: "<NTP_ADDR>ntp.initial</NTP_ADDR><SYSLOG_ADDR>syslog.initial</SYSLOG_ADDR>"
-                )
-            ),
-            "\(base)/Config\(mac.upper).cfg": .file(standard(i)), prod: .file(product), mast: .file(master),
-        ]
         return phone
     }
 

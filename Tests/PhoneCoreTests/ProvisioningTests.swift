@@ -8,15 +8,18 @@ let prod = "\(base)/ConfigKX-UTG300.cfg"
 let mast = "\(base)/ConfigCom.cfg"
 let initialURL = "\(base)/KX-UTG300.cfg"
 
-/// A phone pointed at `base` by hand, with the three files of the seed's example.
+/// A phone pointed at `base` by hand, with the three files of the seed's example (its standard file at
+/// `Config{MAC}.cfg` for its own MAC; `prepared`: a profile the phone shares with a fleet).
 func threeFilePhone(
     standard: String = Fixture.device([("SIP_AUTHID_1", "std")]),
     product: String = Fixture.device([("SIP_AUTHID_1", "prod"), ("SIP_RGSTR_ADDR_1", "prod.example")]),
     master: String = Fixture.device([
         ("SIP_AUTHID_1", "master"), ("SIP_RGSTR_ADDR_1", "master.example"), ("NTP_ADDR", "ntp.master"),
-    ])
+    ]),
+    mac: MAC = MAC("0080F0C571EB")!,
+    prepared: PreparedProfile? = nil
 ) -> SimulatedPhone {
-    var phone = SimulatedPhone(discovery: DiscoveryOptions(provisioningURL: base))
+    var phone = SimulatedPhone(mac: mac, discovery: DiscoveryOptions(provisioningURL: base), prepared: prepared)
     phone.server = [
         initialURL: .file(
             Fixture.initial(
@@ -26,7 +29,7 @@ func threeFilePhone(
                 device: "<NTP_ADDR>ntp.initial</NTP_ADDR><SYSLOG_ADDR>syslog.initial</SYSLOG_ADDR>"
             )
         ),
-        std: .file(standard), prod: .file(product), mast: .file(master),
+        "\(base)/Config\(mac.upper).cfg": .file(standard), prod: .file(product), mast: .file(master),
     ]
     return phone
 }
