@@ -9,8 +9,20 @@
 internal import CLibXML2
 
 extension ConfigParser {
-    /// Parses `<PANASIPPhoneConfig>` XML (spec §2).
+    /// Parses `<PANASIPPhoneConfig>` XML (spec §2): plain files by the scanner (ConfigParser+PlainXML.swift), any
+    /// other by libxml2, which gives the same document or names the error.
     static func parseXML(_ bytes: [UInt8], file: String) throws(ConfigFormatError) -> ConfigDocument {
+        if let document = scanPlainXML(bytes) { return document }
+        return try parseXMLWithLibXML2(bytes, file: file)
+    }
+
+    /// The libxml2 reader alone, for every file the scanner gives up on, and for checking the scanner against it.
+    package static func parseXMLWithLibXML2(
+        _ bytes: [UInt8],
+        file: String
+    ) throws(ConfigFormatError)
+        -> ConfigDocument
+    {
         let reader = try LibXML2.parse(bytes, file: file)
         return ConfigDocument(
             format: .xml,
@@ -258,13 +270,7 @@ private struct TreeReader {
             let earlier =
                 frame.inInitial ? initial.updateValue(entry, forKey: name) : device.updateValue(entry, forKey: name)
             if let earlier {
-                warnings.append(
-                    ConfigWarning(
-                        line: entry.line,
-                        message: "\(name) is set again; this value replaces the one from line \(earlier.line) (in XML "
-                            + "the last one wins)"
-                    )
-                )
+                warnings.append(ConfigParser.setAgainWarning(name, line: entry.line, earlierLine: earlier.line))
             }
             if !text.isEmpty { text.removeAll(keepingCapacity: true) }
             textLine = nil

@@ -35,9 +35,18 @@ public enum FuzzEntries {
     // MARK: - Configuration files
 
     /// A downloaded configuration file as a phone reading both formats sees it: detection, size limits, then the
-    /// XML (libxml2) or Standard Format reader.
+    /// XML (plain-XML scanner, else libxml2) or Standard Format reader. Whenever the scanner reads the bytes,
+    /// libxml2 must read them into the same document; a difference traps, as a crash the fuzzer reports.
     public static func configXML(_ bytes: [UInt8]) -> Result<ConfigDocument, ConfigFormatError> {
-        Result { () throws(ConfigFormatError) in
+        if let scanned = ConfigParser.scanPlainXML(bytes) {
+            let reference = Result { () throws(ConfigFormatError) in
+                try ConfigParser.parseXMLWithLibXML2(bytes, file: "fuzz.cfg")
+            }
+            guard case .success(scanned) = reference else {
+                preconditionFailure("the plain-XML scanner read \(bytes.count) bytes unlike libxml2: \(reference)")
+            }
+        }
+        return Result { () throws(ConfigFormatError) in
             try ConfigParser.parse(bytes, file: "fuzz.cfg", accepting: [.xml, .text])
         }
     }

@@ -22,18 +22,22 @@ public struct MergeInput: Sendable {
     }
 }
 
-/// A document's entries sorted by name, as the merge reads them: made once for a document many phones share.
+/// A document's entries sorted by name, as the merge reads them: made once for a document many phones share, or
+/// for a phone's own file when it is parsed.
 final class MergeRun: Sendable {
     /// `bits` holds the attribute pair's number; the merge adds the source.
     let device: ContiguousArray<ParameterTable.Entry>
     let initial: ContiguousArray<ParameterTable.Entry>
+    /// The run of a document many phones share (product, master, initial file): the memo keeps its merge.
+    let common: Bool
 
     init(device: ContiguousArray<ParameterTable.Entry>, initial: ContiguousArray<ParameterTable.Entry>) {
         self.device = device
         self.initial = initial
+        common = false
     }
 
-    /// - Parameter shared: intern the names (the run is kept for many phones).
+    /// - Parameter shared: intern the names and mark the run `common` (it is kept for many phones).
     init(_ document: ConfigDocument, shared: Bool) {
         func sorted(_ entries: [String: ConfigEntry]) -> ContiguousArray<ParameterTable.Entry> {
             var out = ContiguousArray<ParameterTable.Entry>()
@@ -46,6 +50,7 @@ final class MergeRun: Sendable {
         }
         device = sorted(document.device)
         initial = sorted(document.initial)
+        common = shared
     }
 
     /// A file's entry as a run holds it: `bits` carries the perm/access pair's number (the merge adds the source).
@@ -72,6 +77,15 @@ public final class MergeMemo: Sendable {
     private let last = Mutex<(Key, Value)?>(nil)
     /// The names of the last phone's own file, sorted and shared: a fleet's standard files come from one template.
     private let ownNames = Mutex<[String]?>(nil)
+    /// The last phone's own file in file order: its names, and where each name goes in name order.
+    private let ownOrder = Mutex<OwnOrder?>(nil)
+
+    private struct OwnOrder: Sendable {
+        /// The names in file order.
+        var names: [String]
+        /// For each position in name order, the file-order index, and the name (the shared copy).
+        var sorted: [(index: Int, name: String)]
+    }
 
     public init() {}
 
@@ -89,7 +103,26 @@ public final class MergeMemo: Sendable {
         }
         let run = MergeRun(document, shared: true)
         if document.initial.isEmpty { ownNames.withLock { $0 = run.device.map(\.name) } }
-        return run
+        return MergeRun(device: run.device, initial: run.initial)
+    }
+
+    /// The run of a phone's own file from its entries in file order (every name once, no `<Initial>` part): when
+    /// the names are those of the last phone's file, in the same order, the entries go where that file's went (one
+    /// string comparison per name, no hashing, no sort).
+    func ownRun(fileOrder entries: [ConfigEntry]) -> MergeRun {
+        var out = ContiguousArray<ParameterTable.Entry>()
+        out.reserveCapacity(entries.count)
+        if let last = ownOrder.withLock({ $0 }), last.names.count == entries.count,
+            zip(last.names, entries).allSatisfy({ $0 == $1.name })
+        {
+            for (index, name) in last.sorted { out.append(MergeRun.entry(name, entries[index])) }
+            return MergeRun(device: out, initial: [])
+        }
+        let sorted = entries.indices.sorted { entries[$0].name < entries[$1].name }
+            .map { (index: $0, name: ParameterNames.intern(entries[$0].name)) }
+        for (index, name) in sorted { out.append(MergeRun.entry(name, entries[index])) }
+        ownOrder.withLock { $0 = OwnOrder(names: entries.map(\.name), sorted: sorted) }
+        return MergeRun(device: out, initial: [])
     }
 
     fileprivate func lookup(_ key: Key) -> Merge.Layered? {
@@ -145,8 +178,9 @@ public enum Merge {
             for (index, input) in files.enumerated() where input.kind == kind {
                 let run = input.run ?? memo?.ownRun(input.document) ?? MergeRun(input.document, shared: false)
                 let source = ParameterTable.sourceIndex(ParameterSource(kind))
-                layers.append((run.device, source, index, input.run))
-                if kind == .initial { layers.append((run.initial, source, index, input.run)) }
+                let common = run.common ? run : nil
+                layers.append((run.device, source, index, common))
+                if kind == .initial { layers.append((run.initial, source, index, common)) }
             }
         }
         func single(_ l: Int) -> Layered {

@@ -168,8 +168,10 @@ public final class PreparedProfile: Sendable {
     func parsed(_ body: [UInt8], file: String) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
         let key = DocumentCache.key(body)
         if let hit = documents.lookup(body, key: key) { return hit }
-        let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
-        return (doc, documents.store(body, doc, key: key))
+        let (doc, order) = try ConfigParser.parseKeepingOrder(body, file: file, accepting: formats, limits: limits)
+        if let run = documents.store(body, doc, key: key) { return (doc, run) }
+        // A phone's own file: put in name order as the last one was, when it has the same names.
+        return (doc, order.map { merges.ownRun(fileOrder: $0) })
     }
 
     /// The merge of the shared files, kept from one phone to the next.

@@ -25,6 +25,9 @@ struct FleetSharingTests {
         // Phone 3's file has names of its own: the merge plan kept for the template's names must not be used for
         // it, nor its own plan for phone 4.
         if i == 3 { entries += [("AAA_FIRST_NAME", "only phone 3"), ("NTP_ADDR", "ntp.phone3")] }
+        // Phone 5's file has the template's names in another order: the name order kept from phone 4's file (by
+        // file position) must not be used for it.
+        if i == 5 { entries.reverse() }
         return Fixture.device(entries)
     }
 

@@ -1,0 +1,476 @@
+// The XML reader's fast path: a byte scanner for the plain XML that provisioning servers write, with libxml2 as
+// the authority for everything else.
+//
+// A fleet parses one per-phone standard file per phone, and libxml2 (a parser context, its name dictionary, the
+// SAX callbacks) was about an eighth of the phone logic's CPU. Real files use a small part of XML: ASCII names,
+// quoted attributes, text with the five predefined entities, comments. This scanner reads exactly that part and
+// builds the document the SAX reader would build; at the first byte outside it (a DOCTYPE, CDATA, a processing
+// instruction, a namespace prefix, a numeric character reference, a CR, a byte above 0x7F, a duplicate attribute,
+// a wrong root, a bad `<Line idx>`, stray text, anything not well-formed) it gives up and the file goes to
+// libxml2, which accepts it or names the error. So it never accepts what libxml2 refuses and never reports an
+// error of its own: `scanPlainXML` returns a document only when libxml2 would return the same one, and the
+// `config-xml` fuzz target checks exactly that on every input it tries.
+
+extension ConfigParser {
+    /// The document the libxml2 reader makes of `bytes`, when they are plain XML; nil: let libxml2 read them.
+    package static func scanPlainXML(_ bytes: [UInt8]) -> ConfigDocument? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var scanner = PlainXMLScanner(buffer, keepingOrder: false)
+            return scanner.scan()?.document
+        }
+    }
+
+    /// `parse`, and for a plain XML file with no `<Initial>` part and no parameter set twice, its entries in file
+    /// order: a fleet's per-phone files come from one template, so the merge can put them in name order the way it
+    /// did for the last phone instead of looking each name up (nil: any other file).
+    package static func parseKeepingOrder(
+        _ bytes: [UInt8],
+        file: String,
+        accepting: Set<ConfigFormat>,
+        limits: [ConfigFormat: Int]
+    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
+        if accepting.contains(.xml), bytes.count <= limits[.xml] ?? defaultLimits[.xml] ?? Int.max,
+            let scanned = bytes.withUnsafeBufferPointer({ buffer in
+                var scanner = PlainXMLScanner(buffer, keepingOrder: true)
+                return scanner.scan()
+            })
+        {
+            let whole = scanned.document.initial.isEmpty && scanned.order.count == scanned.document.device.count
+            return (scanned.document, whole ? scanned.order : nil)
+        }
+        return (try parse(bytes, file: file, accepting: accepting, limits: limits), nil)
+    }
+
+    /// spec §2: the same parameter twice in one XML file, the last one wins (both readers warn alike).
+    static func setAgainWarning(_ name: String, line: Int, earlierLine: Int) -> ConfigWarning {
+        ConfigWarning(
+            line: line,
+            message: "\(name) is set again; this value replaces the one from line \(earlierLine) (in XML "
+                + "the last one wins)"
+        )
+    }
+}
+
+/// Gives up (returns nil from `scan`) rather than decide anything libxml2 should decide.
+private struct PlainXMLScanner {
+    private struct GiveUp: Error {}
+
+    private struct Frame {
+        enum Role { case root, initial, device, line, other }
+        var nameStart: Int
+        var nameEnd: Int
+        var line: Int
+        var role: Role
+        var inInitial: Bool
+        var lineIndex: Int?
+        var hasElementChild = false
+    }
+
+    private let b: UnsafeBufferPointer<UInt8>
+    private var p = 0
+    private var line = 1
+    private var frames: [Frame] = []
+    /// Text of the innermost open element since its start tag or last child: `carried` (text before a comment or
+    /// with entities decoded), then the bytes from `textStart` to the current position.
+    private var textStart = 0
+    private var carried: [UInt8] = []
+    private var perm = ""
+    private var access = ""
+    private var initial: [String: ConfigEntry] = [:]
+    private var device: [String: ConfigEntry]
+    private var warnings: [ConfigWarning] = []
+    private var hasInitialSection = false
+    /// Every parameter in file order, when asked for.
+    private let keepingOrder: Bool
+    private var order: [ConfigEntry] = []
+
+    /// libxml2 refuses more than 256 levels; plain files have a handful.
+    private static let maxDepth = 64
+    private static let maxNameLength = 256
+
+    init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
+        b = buffer
+        self.keepingOrder = keepingOrder
+        device = Dictionary(minimumCapacity: min(buffer.count / 48, 4096))
+        frames.reserveCapacity(8)
+    }
+
+    mutating func scan() -> (document: ConfigDocument, order: [ConfigEntry])? {
+        if keepingOrder { order.reserveCapacity(device.capacity) }
+        do {
+            try document()
+        } catch {
+            return nil
+        }
+        let document = ConfigDocument(
+            format: .xml,
+            initial: initial,
+            device: device,
+            hasInitialSection: hasInitialSection,
+            warnings: warnings
+        )
+        return (document, order)
+    }
+
+    // MARK: - Document
+
+    private mutating func document() throws(GiveUp) {
+        try declaration()
+        var sawRoot = false
+        while true {
+            skipBlanks()
+            guard p < b.count else { break }
+            guard b[p] == UInt8(ascii: "<"), p + 1 < b.count else { throw GiveUp() }
+            if b[p + 1] == UInt8(ascii: "!") {
+                try comment()
+                continue
+            }
+            // Before the root, or a second root after it: libxml2 decides.
+            guard !sawRoot else { throw GiveUp() }
+            try element()
+            sawRoot = true
+        }
+        guard sawRoot else { throw GiveUp() }
+    }
+
+    /// `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>` at the very start, or nothing.
+    private mutating func declaration() throws(GiveUp) {
+        guard starts(with: "<?xml") else { return }
+        p += 5
+        var seen = 0
+        for (index, name) in ["version", "encoding", "standalone"].enumerated() {
+            let save = p
+            guard skipBlanks() else { break }
+            guard starts(with: name) else {
+                p = save
+                continue
+            }
+            p += name.utf8.count
+            skipBlanks()
+            guard p < b.count, b[p] == UInt8(ascii: "=") else { throw GiveUp() }
+            p += 1
+            skipBlanks()
+            let value = try quoted()
+            let text = String(decoding: b[value], as: UTF8.self)
+            switch index {
+            case 0: guard text == "1.0" else { throw GiveUp() }
+            case 1: guard text.lowercased() == "utf-8" else { throw GiveUp() }
+            default: guard text == "yes" || text == "no" else { throw GiveUp() }
+            }
+            seen |= 1 << index
+        }
+        guard seen & 1 == 1 else { throw GiveUp() }
+        skipBlanks()
+        guard starts(with: "?>") else { throw GiveUp() }
+        p += 2
+    }
+
+    /// `<!-- ... -->` whose text has no `--` and neither starts nor ends with `-`; anything else after `<!`
+    /// (DOCTYPE, CDATA) is libxml2's.
+    private mutating func comment() throws(GiveUp) {
+        guard starts(with: "<!--") else { throw GiveUp() }
+        p += 4
+        while p + 2 < b.count {
+            let c = b[p]
+            if c == UInt8(ascii: "-") {
+                guard b[p + 1] == UInt8(ascii: "-") else {
+                    p += 1
+                    continue
+                }
+                // `--` ends the comment; a `-` right before it (`--->`) is libxml2's to refuse.
+                guard b[p + 2] == UInt8(ascii: ">") else { throw GiveUp() }
+                p += 3
+                return
+            }
+            try plainByte(c)
+            p += 1
+        }
+        throw GiveUp()
+    }
+
+    // MARK: - Elements
+
+    private mutating func element() throws(GiveUp) {
+        // One loop for the whole tree, not recursion: `frames` is the stack.
+        while true {
+            guard p < b.count else { throw GiveUp() }
+            if b[p] == UInt8(ascii: "<") {
+                guard p + 1 < b.count else { throw GiveUp() }
+                switch b[p + 1] {
+                case UInt8(ascii: "/"):
+                    try endTag()
+                    if frames.isEmpty { return }
+                case UInt8(ascii: "!"):
+                    guard !frames.isEmpty else { throw GiveUp() }
+                    try textUpToHere()
+                    try comment()
+                    textStart = p
+                default:
+                    if !frames.isEmpty { try textUpToHere() }
+                    try startTag()
+                    if frames.isEmpty { return }  // a self-closing root
+                }
+            } else {
+                try text()
+            }
+        }
+    }
+
+    private mutating func startTag() throws(GiveUp) {
+        p += 1
+        let (nameStart, nameEnd) = try name()
+        // Attributes: at most 8, each after blanks.
+        var attributes: [(name: Range<Int>, value: Range<Int>)] = []
+        var selfClosing = false
+        while true {
+            let spaced = skipBlanks()
+            guard p < b.count else { throw GiveUp() }
+            if b[p] == UInt8(ascii: ">") { break }
+            if b[p] == UInt8(ascii: "/") {
+                guard p + 1 < b.count, b[p + 1] == UInt8(ascii: ">") else { throw GiveUp() }
+                selfClosing = true
+                break
+            }
+            guard spaced, attributes.count < 8 else { throw GiveUp() }
+            let attribute = try name()
+            // xmlns and xml:* attributes mean namespaces to libxml2.
+            guard !b[attribute.0..<attribute.1].starts(with: "xml".utf8) else { throw GiveUp() }
+            skipBlanks()
+            guard p < b.count, b[p] == UInt8(ascii: "=") else { throw GiveUp() }
+            p += 1
+            skipBlanks()
+            let value = try quoted()
+            let range = attribute.0..<attribute.1
+            for earlier in attributes where b[earlier.name].elementsEqual(b[range]) { throw GiveUp() }
+            attributes.append((range, value))
+        }
+        // libxml2 reports the line where the start tag's `>` (or `/>`) is.
+        let tagLine = line
+        p += selfClosing ? 2 : 1
+
+        guard let parent = frames.last else {
+            guard equal(nameStart..<nameEnd, "PANASIPPhoneConfig") else { throw GiveUp() }
+            frames.append(Frame(nameStart: nameStart, nameEnd: nameEnd, line: tagLine, role: .root, inInitial: false))
+            textStart = p
+            if selfClosing { try endElement() }
+            return
+        }
+        try requireBlank()
+        frames[frames.count - 1].hasElementChild = true
+        perm = ""
+        access = ""
+        var frame = Frame(
+            nameStart: nameStart,
+            nameEnd: nameEnd,
+            line: tagLine,
+            role: .other,
+            inInitial: parent.inInitial,
+            lineIndex: parent.lineIndex
+        )
+        let name = nameStart..<nameEnd
+        if equal(name, "Line") {
+            // spec §2: idx is a whole number from 1 to 99; one <Line> level. Otherwise libxml2's reader says why.
+            guard parent.lineIndex == nil, attributes.count == 1, equal(attributes[0].name, "idx") else {
+                throw GiveUp()
+            }
+            let digits = attributes[0].value
+            guard (1...4).contains(digits.count), b[digits].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw GiveUp()
+            }
+            let index = b[digits].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+            guard (1...99).contains(index) else { throw GiveUp() }
+            frame.role = .line
+            frame.lineIndex = index
+        } else if equal(name, "Initial") {
+            frame.role = .initial
+            frame.inInitial = true
+            hasInitialSection = true
+        } else if equal(name, "Device") {
+            frame.role = .device
+        } else {
+            for attribute in attributes {
+                if equal(attribute.name, "perm") {
+                    perm = String(decoding: b[attribute.value], as: UTF8.self)
+                } else if equal(attribute.name, "access") {
+                    access = String(decoding: b[attribute.value], as: UTF8.self)
+                }
+            }
+        }
+        guard frames.count < Self.maxDepth else { throw GiveUp() }
+        frames.append(frame)
+        textStart = p
+        if selfClosing { try endElement() }
+    }
+
+    private mutating func endTag() throws(GiveUp) {
+        guard let open = frames.last else { throw GiveUp() }
+        let end = p
+        p += 2
+        let (nameStart, nameEnd) = try name()
+        guard b[nameStart..<nameEnd].elementsEqual(b[open.nameStart..<open.nameEnd]) else { throw GiveUp() }
+        skipBlanks()
+        guard p < b.count, b[p] == UInt8(ascii: ">") else { throw GiveUp() }
+        p += 1
+        try endElement(textEnd: end)
+    }
+
+    /// Closes the innermost element; its text runs from `textStart` (after `carried`) to `textEnd`.
+    private mutating func endElement(textEnd: Int? = nil) throws(GiveUp) {
+        let frame = frames.removeLast()
+        let end = textEnd ?? textStart
+        if frame.role == .other && !frame.hasElementChild {
+            // A leaf: a parameter. spec §2: inside <Line idx="n"> it is NAME_n.
+            var name = String(decoding: b[frame.nameStart..<frame.nameEnd], as: UTF8.self)
+            if let index = frame.lineIndex {
+                name.append("_")
+                name.append(String(index))
+            }
+            let value: String
+            if carried.isEmpty {
+                value = String(decoding: b[textStart..<end], as: UTF8.self)
+            } else {
+                carried.append(contentsOf: b[textStart..<end])
+                value = String(decoding: carried, as: UTF8.self)
+                carried.removeAll(keepingCapacity: true)
+            }
+            let entry = ConfigEntry(
+                name: name,
+                value: value,
+                perm: perm,
+                access: access,
+                line: frame.line,
+                section: frame.inInitial ? .initial : .device
+            )
+            let earlier =
+                frame.inInitial ? initial.updateValue(entry, forKey: name) : device.updateValue(entry, forKey: name)
+            if let earlier {
+                warnings.append(ConfigParser.setAgainWarning(name, line: entry.line, earlierLine: earlier.line))
+            }
+            if keepingOrder { order.append(entry) }
+        } else {
+            // Text in a group is ignored with a warning: libxml2's reader words that.
+            carried.append(contentsOf: b[textStart..<end])
+            try requireBlank()
+        }
+        textStart = p
+    }
+
+    /// Text up to the next `<`: plain bytes, and the five predefined entities (decoded into `carried`).
+    private mutating func text() throws(GiveUp) {
+        while p < b.count {
+            let c = b[p]
+            if c == UInt8(ascii: "<") { return }
+            if c == UInt8(ascii: "&") {
+                carried.append(contentsOf: b[textStart..<p])
+                carried.append(try entity())
+                textStart = p
+                continue
+            }
+            if c == UInt8(ascii: "]"), p + 2 < b.count, b[p + 1] == UInt8(ascii: "]"), b[p + 2] == UInt8(ascii: ">") {
+                throw GiveUp()
+            }
+            try plainByte(c)
+            p += 1
+        }
+    }
+
+    /// `&amp;` `&lt;` `&gt;` `&quot;` `&apos;`; any other reference is libxml2's.
+    private mutating func entity() throws(GiveUp) -> UInt8 {
+        for (name, byte) in [("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", "\""), ("&apos;", "'")]
+        where starts(with: name) {
+            p += name.utf8.count
+            return byte.utf8.first!
+        }
+        throw GiveUp()
+    }
+
+    /// Moves the pending text into `carried` (before a comment or a child element).
+    private mutating func textUpToHere() throws(GiveUp) {
+        carried.append(contentsOf: b[textStart..<p])
+        textStart = p
+    }
+
+    /// The text of a group must be layout only; otherwise libxml2's reader warns about it.
+    private mutating func requireBlank() throws(GiveUp) {
+        guard carried.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A }) else { throw GiveUp() }
+        carried.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: - Tokens
+
+    /// An ASCII name: a letter or `_`, then letters, digits, `_`, `-`, `.` (no namespace prefix).
+    private mutating func name() throws(GiveUp) -> (Int, Int) {
+        let start = p
+        guard p < b.count, isNameStart(b[p]) else { throw GiveUp() }
+        p += 1
+        while p < b.count, isNameStart(b[p]) || (b[p] >= 0x30 && b[p] <= 0x39) || b[p] == 0x2D || b[p] == 0x2E {
+            p += 1
+        }
+        guard p - start <= Self.maxNameLength else { throw GiveUp() }
+        return (start, p)
+    }
+
+    private func isNameStart(_ c: UInt8) -> Bool {
+        (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x5F
+    }
+
+    /// A quoted attribute value without `<`, `&` or layout characters (which XML normalises): the range inside
+    /// the quotes.
+    private mutating func quoted() throws(GiveUp) -> Range<Int> {
+        guard p < b.count, b[p] == UInt8(ascii: "\"") || b[p] == UInt8(ascii: "'") else { throw GiveUp() }
+        let quote = b[p]
+        p += 1
+        let start = p
+        while p < b.count, b[p] != quote {
+            let c = b[p]
+            guard c >= 0x20, c < 0x7F, c != UInt8(ascii: "<"), c != UInt8(ascii: "&") else { throw GiveUp() }
+            p += 1
+        }
+        guard p < b.count else { throw GiveUp() }
+        p += 1
+        return start..<(p - 1)
+    }
+
+    /// Printable ASCII, tab, LF (counted). CR (which XML turns into LF), other controls and non-ASCII bytes are
+    /// libxml2's.
+    @inline(__always) private mutating func plainByte(_ c: UInt8) throws(GiveUp) {
+        if c >= 0x20 && c < 0x7F { return }
+        if c == 0x0A {
+            line += 1
+            return
+        }
+        if c == 0x09 { return }
+        throw GiveUp()
+    }
+
+    /// Skips spaces, tabs and LFs; true when it skipped any. A CR stops it (and then fails where it stands).
+    @discardableResult private mutating func skipBlanks() -> Bool {
+        let start = p
+        while p < b.count {
+            let c = b[p]
+            if c == 0x0A {
+                line += 1
+            } else if c != 0x20 && c != 0x09 {
+                break
+            }
+            p += 1
+        }
+        return p > start
+    }
+
+    private func starts(with literal: String) -> Bool {
+        var q = p
+        for c in literal.utf8 {
+            guard q < b.count, b[q] == c else { return false }
+            q += 1
+        }
+        return true
+    }
+
+    private func equal(_ range: Range<Int>, _ literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
+        let bytes = literal.utf8Start
+        for (offset, index) in range.enumerated() where b[index] != bytes[offset] { return false }
+        return true
+    }
+}

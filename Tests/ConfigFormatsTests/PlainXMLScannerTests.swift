@@ -1,0 +1,163 @@
+// The plain-XML scanner against libxml2: whenever the scanner returns a document, libxml2 must accept the same bytes
+// and make the same document (entries, values, perm/access, lines, sections, warnings); and the scanner must really
+// take the plain files provisioning servers write, or the fleet silently loses its fast path.
+
+import ConfigFormats
+import Foundation
+import Testing
+
+/// nil when the scanner gave up; otherwise records an issue unless libxml2 makes the same document.
+@discardableResult
+private func agree(
+    _ bytes: [UInt8],
+    _ label: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+)
+    -> ConfigDocument?
+{
+    guard let scanned = ConfigParser.scanPlainXML(bytes) else { return nil }
+    do {
+        let reference = try ConfigParser.parseXMLWithLibXML2(bytes, file: testFile)
+        #expect(scanned == reference, "\(label): the scanner and libxml2 disagree", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("\(label): the scanner accepted what libxml2 refuses: \(error)", sourceLocation: sourceLocation)
+    }
+    return scanned
+}
+
+private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// The example tree and the XML seeds of the fuzz corpus.
+private func sampleFiles() throws -> [(String, [UInt8])] {
+    var out: [(String, [UInt8])] = []
+    for dir in ["examples/prov", "Fuzz/Corpus/config-xml"] {
+        let url = repository.appendingPathComponent(dir)
+        for name in try FileManager.default.contentsOfDirectory(atPath: url.path).sorted() {
+            out.append(("\(dir)/\(name)", [UInt8](try Data(contentsOf: url.appendingPathComponent(name)))))
+        }
+    }
+    return out
+}
+
+/// SplitMix64: the same mutants on every run.
+private struct Mix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+}
+
+@Suite("Plain XML scanner")
+struct PlainXMLScannerTests {
+    @Test("the example tree is read by the scanner, exactly as libxml2 reads it")
+    func exampleTreeTakesTheFastPath() throws {
+        let files = try sampleFiles().filter { $0.0.hasPrefix("examples/prov") }
+        #expect(files.count >= 4)
+        for (name, bytes) in files {
+            let document = agree(bytes, name)
+            #expect(document != nil, "\(name): plain XML, but the scanner gave up")
+            #expect((document?.device.count ?? 0) + (document?.initial.count ?? 0) > 0, "\(name)")
+        }
+    }
+
+    @Test("every XML seed of the fuzz corpus: the scanner agrees with libxml2 or leaves the file to it")
+    func corpusAgrees() throws {
+        var taken = 0
+        for (name, bytes) in try sampleFiles() where agree(bytes, name) != nil { taken += 1 }
+        #expect(taken >= 4)
+    }
+
+    @Test(
+        "plain constructs the scanner reads itself, as libxml2 does",
+        arguments: [
+            // declaration variants, comments around and inside, entities, self-closing, multi-line tags
+            "<?xml version='1.0' encoding='UTF-8' standalone=\"yes\" ?>\n<PANASIPPhoneConfig><A>1</A></PANASIPPhoneConfig>",
+            "<!-- head -->\n<PANASIPPhoneConfig>\n<!-- in -->\n<Device>\n<A>x<!--c-->y</A>\n</Device></PANASIPPhoneConfig>\n<!-- tail -->\n",
+            "<PANASIPPhoneConfig><A>a &amp; b &lt;c&gt; &quot;d&apos;</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A/><B perm=\"!R\" access='AU'/><C perm=\"R\"></C></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig>\n<A\n  perm=\"!\"\n\n>v</A  >\n<B\tperm=\"R\">\n  spaced value \n</B></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><Lines><Line idx=\"01\"><SIP_AUTHID>1</SIP_AUTHID></Line><Line idx=\"99\"><X/></Line></Lines></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><Initial><CFG_STANDARD_FILE_PATH>http://h/{MAC}.cfg</CFG_STANDARD_FILE_PATH></Initial><Device><A>1</A><A>2</A></Device></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig/>",
+            "<PANASIPPhoneConfig><Initial/><Device></Device><Line idx=\"3\"></Line></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><a.b-c_d>]] > ]</a.b-c_d><!----></PANASIPPhoneConfig>",
+        ]
+    )
+    func plainConstructs(_ text: String) {
+        #expect(agree(Array(text.utf8), text) != nil, "the scanner gave up on plain XML")
+    }
+
+    @Test(
+        "anything outside plain XML is left to libxml2",
+        arguments: [
+            "<PANASIPPhoneConfig>\r\n<A>1</A>\r\n</PANASIPPhoneConfig>",  // CR: XML normalises line ends
+            "<PANASIPPhoneConfig><A>&#38;</A></PANASIPPhoneConfig>",  // character reference
+            "<PANASIPPhoneConfig><A>&nbsp;</A></PANASIPPhoneConfig>",  // undeclared entity: an error
+            "<PANASIPPhoneConfig><A><![CDATA[x]]></A></PANASIPPhoneConfig>",
+            "<!DOCTYPE x><PANASIPPhoneConfig/>",
+            "<PANASIPPhoneConfig><?pi x?></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><p:A xmlns:p=\"u\">1</p:A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A xmlns=\"u\">1</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A>Müller</A></PANASIPPhoneConfig>",  // non-ASCII
+            "<PANASIPPhoneConfig><A perm=\"a\" perm=\"b\">1</A></PANASIPPhoneConfig>",  // duplicate attribute
+            "<PANASIPPhoneConfig><A perm=\"a\tb\">1</A></PANASIPPhoneConfig>",  // normalised attribute
+            "<PANASIPPhoneConfig><A perm=\"a\"access=\"b\">1</A></PANASIPPhoneConfig>",  // no blank between
+            "<PANASIPPhoneConfig><A>1</B></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A>1</A>",
+            "<PANASIPPhoneConfig><A>x]]>y</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><!-- a -- b --></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><!-- a ---></PANASIPPhoneConfig>",
+            "<Other><A>1</A></Other>",  // wrong root: libxml2's reader names it
+            "<PANASIPPhoneConfig><Line idx=\"0\"><A/></Line></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><Line idx=\"1\"><Line idx=\"2\"/></Line></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig>stray<A>1</A></PANASIPPhoneConfig>",  // stray text: a warning
+            "<PANASIPPhoneConfig><A>1</A></PANASIPPhoneConfig><B/>",
+            "<PANASIPPhoneConfig><A>1</A></PANASIPPhoneConfig>junk",
+            "\u{FEFF}<PANASIPPhoneConfig/>",
+            " <?xml version=\"1.0\"?><PANASIPPhoneConfig/>",
+            "<?xml version=\"1.1\"?><PANASIPPhoneConfig/>",
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><PANASIPPhoneConfig/>",
+            "<?xml encoding=\"utf-8\"?><PANASIPPhoneConfig/>",
+            "<PANASIPPhoneConfig><A>\u{0001}</A></PANASIPPhoneConfig>",
+            "",
+            "   \n",
+        ]
+    )
+    func outsidePlainXML(_ text: String) {
+        #expect(ConfigParser.scanPlainXML(Array(text.utf8)) == nil, "the scanner should leave this to libxml2")
+    }
+
+    @Test("50,000 mutants of the plain sample files: whenever the scanner reads one, libxml2 reads it the same")
+    func mutantsAgree() throws {
+        let seeds = try sampleFiles().map(\.1).filter { $0.count < 64 * 1024 && ConfigParser.scanPlainXML($0) != nil }
+        #expect(seeds.count >= 4)
+        let alphabet = Array("<>/!-?&;#=\"' \n\r\tAxz09_:.[]]".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xFF]
+        var mix = Mix(state: 0x5EED)
+        var taken = 0
+        for round in 0..<50_000 {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0...mix.below(3) {
+                guard !bytes.isEmpty else { break }
+                let at = mix.below(bytes.count)
+                switch mix.below(4) {
+                case 0: bytes.insert(alphabet[mix.below(alphabet.count)], at: at)
+                case 1: bytes.remove(at: at)
+                case 2: bytes[at] = alphabet[mix.below(alphabet.count)]
+                default:
+                    // Copy a short span elsewhere: moves tags, quotes and comment markers around.
+                    let length = min(1 + mix.below(24), bytes.count - at)
+                    bytes.insert(contentsOf: bytes[at..<(at + length)], at: mix.below(bytes.count))
+                }
+            }
+            if agree(bytes, "mutant \(round)") != nil { taken += 1 }
+        }
+        // Most mutants are still plain XML (a changed value, a new element), so the scanner must take many.
+        #expect(taken > 2_000)
+    }
+}
