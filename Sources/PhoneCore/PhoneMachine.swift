@@ -148,7 +148,7 @@ public final class PreparedProfile: Sendable {
     public let limits: [ConfigFormat: Int]
     public let formats: Set<ConfigFormat>
 
-    private let documents = DocumentCache()
+    let documents = DocumentCache()
     /// What the phones of a fleet share (saved bodies, configuration), or nil: each phone keeps its own.
     public let shared: SharedPhoneState?
 
@@ -178,15 +178,24 @@ public final class PreparedProfile: Sendable {
     let merges = MergeMemo()
 }
 
-/// A memo of parsed documents for bodies seen more than once (per-phone files never are, so they never fill it).
+/// A memo of parsed documents for bodies seen more than once: the files many phones share. A phone's own file is
+/// seen again when that phone resyncs, so it can reach the memo too; it is then found by that phone alone, and a
+/// full memo makes room by dropping the entries nobody asked for since the last time it was full.
 final class DocumentCache: Sendable {
+    private struct Hot {
+        var body: [UInt8]
+        var document: ConfigDocument
+        var run: MergeRun
+        /// Lookups that found it since the memo was last full.
+        var hits = 0
+    }
     private struct State {
         var seen: [Int: Int] = [:]
-        var hot: [Int: (body: [UInt8], document: ConfigDocument, run: MergeRun)] = [:]
+        var hot: [Int: Hot] = [:]
     }
     private let state = Mutex(State())
     private static let maxSeen = 8192
-    private static let maxHot = 256
+    static let maxHot = 256
 
     /// The body's hash, computed once for a lookup and the store that may follow it.
     static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
@@ -194,6 +203,7 @@ final class DocumentCache: Sendable {
     func lookup(_ body: [UInt8], key k: Int) -> (document: ConfigDocument, run: MergeRun?)? {
         state.withLock { s in
             guard let entry = s.hot[k], BodyBytes.equal(entry.body, body) else { return nil }
+            s.hot[k]?.hits += 1
             return (entry.document, entry.run)
         }
     }
@@ -209,10 +219,23 @@ final class DocumentCache: Sendable {
         guard count >= 2 else { return nil }
         let run = MergeRun(document, shared: true)
         state.withLock { s in
-            if s.hot.count < Self.maxHot { s.hot[k] = (body, document, run) }
+            if s.hot.count >= Self.maxHot {
+                // Without this, the first 256 phones to resync kept the memo full of their own files for the rest
+                // of a run, and a file shared later (a master file changed on the server) was parsed, sorted and
+                // merged again by every phone.
+                s.hot = s.hot.filter { $0.value.hits > 0 }.mapValues { entry in
+                    var entry = entry
+                    entry.hits = 0
+                    return entry
+                }
+            }
+            if s.hot.count < Self.maxHot { s.hot[k] = Hot(body: body, document: document, run: run) }
         }
         return run
     }
+
+    /// Whether the memo holds this body (for tests).
+    func holds(_ body: [UInt8]) -> Bool { state.withLock { s in s.hot[Self.key(body)] != nil } }
 }
 
 // MARK: - The machine

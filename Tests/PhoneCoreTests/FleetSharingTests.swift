@@ -92,4 +92,25 @@ struct FleetSharingTests {
             }
         }
     }
+
+    @Test("a full document memo makes room for a file shared later: phones' own files seen again do not keep it out")
+    func documentMemoMakesRoomForANewSharedFile() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        let master = Array(Fixture.device([("NTP_ADDR", "ntp.master")]).utf8)
+        for _ in 0..<3 { _ = try prepared.parsed(master, file: "master") }
+        #expect(prepared.documents.holds(master))
+        // More phones than the memo holds resync: each one's own file is seen a second time.
+        for i in 0..<(DocumentCache.maxHot + 50) {
+            let own = Array(Fixture.device([("SIP_AUTHID_1", "\(1000 + i)")]).utf8)
+            for _ in 0..<2 { _ = try prepared.parsed(own, file: "standard") }
+        }
+        // The master file changes on the server: two phones download it, and every later phone must find it kept
+        // (one document and merge run for all, so the merge of the shared files is kept too).
+        let changed = Array(Fixture.device([("NTP_ADDR", "ntp.changed")]).utf8)
+        _ = try prepared.parsed(changed, file: "master")
+        let second = try prepared.parsed(changed, file: "master")
+        #expect(prepared.documents.holds(changed))
+        let third = try prepared.parsed(changed, file: "master")
+        #expect(second.run != nil && third.run === second.run)
+    }
 }
