@@ -161,15 +161,25 @@ public final class PreparedProfile: Sendable {
         shared = sharing ? SharedPhoneState() : nil
     }
 
-    /// Parses a file for this model: the document, and its entries sorted for the merge when it is one that many
-    /// phones share. Parsing is a pure function of the bytes, so a file that many phones of a fleet download (the
-    /// product, master and initial files) is parsed once and its document shared: the phones then also share the
-    /// strings of their effective values.
-    func parsed(_ body: [UInt8], file: String) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
-        let key = DocumentCache.key(body)
-        if let hit = documents.lookup(body, key: key) { return hit }
+    /// Parses a file for this model: the document, and its entries sorted for the merge. Parsing is a pure function
+    /// of the bytes, so a file that many phones of a fleet download (the product, master and initial files) is
+    /// parsed once and its document shared: the phones then also share the strings of their effective values.
+    ///
+    /// - Parameter kind: a standard file is the phone's own and never goes into the memo of shared documents: seen
+    ///   again when its phone resyncs, it would otherwise look shared (and be sorted, and break the memo of the
+    ///   shared files' merge, for every phone of a resync wave).
+    func parsed(
+        _ body: [UInt8],
+        file: String,
+        kind: FileKind
+    ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
+        var key: Int?
+        if kind != .standard {
+            key = DocumentCache.key(body)
+            if let key, let hit = documents.lookup(body, key: key) { return hit }
+        }
         let (doc, order) = try ConfigParser.parseKeepingOrder(body, file: file, accepting: formats, limits: limits)
-        if let run = documents.store(body, doc, key: key) { return (doc, run) }
+        if let key, let run = documents.store(body, doc, key: key) { return (doc, run) }
         // A phone's own file: put in name order as the last one was, when it has the same names.
         return (doc, order.map { merges.ownRun(fileOrder: $0) })
     }
@@ -178,9 +188,10 @@ public final class PreparedProfile: Sendable {
     let merges = MergeMemo()
 }
 
-/// A memo of parsed documents for bodies seen more than once: the files many phones share. A phone's own file is
-/// seen again when that phone resyncs, so it can reach the memo too; it is then found by that phone alone, and a
-/// full memo makes room by dropping the entries nobody asked for since the last time it was full.
+/// A memo of parsed documents for bodies seen more than once: the files many phones share. A product or master file
+/// made per phone (a `{MAC}` in its path) is seen again when its phone resyncs, so it can reach the memo too; it is
+/// then found by that phone alone, and a full memo makes room by dropping the entries nobody asked for since the
+/// last time it was full.
 final class DocumentCache: Sendable {
     private struct Hot {
         var body: [UInt8]
@@ -720,7 +731,7 @@ public struct PhoneMachine: Sendable {
             }
         }
         do {
-            let (doc, run) = try profile.parsed(plaintext, file: file)
+            let (doc, run) = try profile.parsed(plaintext, file: file, kind: kind)
             return .success(Decoded(document: doc, run: run, plaintext: plaintext, encrypted: encrypted))
         } catch {
             let hint = encrypted ? " (decrypted with the stored key: a wrong key?)" : ""
@@ -744,7 +755,7 @@ public struct PhoneMachine: Sendable {
     private mutating func fileUnavailable(_ kind: FileKind, url: String, reason: String, _ step: inout Step) {
         var outcome = FileOutcome.failed
         if let saved = flash.savedFiles[kind] {
-            switch parse(saved.body, file: "saved copy of the \(kind.rawValue) file") {
+            switch parse(saved.body, file: "saved copy of the \(kind.rawValue) file", kind: kind) {
             case .success(let (doc, run)):
                 outcome = .fellBack
                 cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: false, run: run))
@@ -968,9 +979,13 @@ public struct PhoneMachine: Sendable {
     }
 
     /// Parses a saved copy (saved copies are kept decrypted).
-    private func parse(_ body: [UInt8], file: String) -> Result<(ConfigDocument, MergeRun?), ConfigFormatError> {
+    private func parse(
+        _ body: [UInt8],
+        file: String,
+        kind: FileKind
+    ) -> Result<(ConfigDocument, MergeRun?), ConfigFormatError> {
         Result { () throws(ConfigFormatError) -> (ConfigDocument, MergeRun?) in
-            let parsed = try profile.parsed(body, file: file)
+            let parsed = try profile.parsed(body, file: file, kind: kind)
             return (parsed.document, parsed.run)
         }
     }

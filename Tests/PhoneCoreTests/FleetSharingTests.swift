@@ -97,20 +97,35 @@ struct FleetSharingTests {
     func documentMemoMakesRoomForANewSharedFile() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
         let master = Array(Fixture.device([("NTP_ADDR", "ntp.master")]).utf8)
-        for _ in 0..<3 { _ = try prepared.parsed(master, file: "master") }
+        for _ in 0..<3 { _ = try prepared.parsed(master, file: "master", kind: .master) }
         #expect(prepared.documents.holds(master))
-        // More phones than the memo holds resync: each one's own file is seen a second time.
+        // More phones than the memo holds resync, each with a product file of its own (a {MAC} in its path): each
+        // one is seen a second time.
         for i in 0..<(DocumentCache.maxHot + 50) {
             let own = Array(Fixture.device([("SIP_AUTHID_1", "\(1000 + i)")]).utf8)
-            for _ in 0..<2 { _ = try prepared.parsed(own, file: "standard") }
+            for _ in 0..<2 { _ = try prepared.parsed(own, file: "product", kind: .product) }
         }
         // The master file changes on the server: two phones download it, and every later phone must find it kept
         // (one document and merge run for all, so the merge of the shared files is kept too).
         let changed = Array(Fixture.device([("NTP_ADDR", "ntp.changed")]).utf8)
-        _ = try prepared.parsed(changed, file: "master")
-        let second = try prepared.parsed(changed, file: "master")
+        _ = try prepared.parsed(changed, file: "master", kind: .master)
+        let second = try prepared.parsed(changed, file: "master", kind: .master)
         #expect(prepared.documents.holds(changed))
-        let third = try prepared.parsed(changed, file: "master")
+        let third = try prepared.parsed(changed, file: "master", kind: .master)
         #expect(second.run != nil && third.run === second.run)
+    }
+
+    @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
+    func standardFileSeenAgainStaysOwn() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        let standard = Array(Self.standard(1).utf8)
+        let first = try prepared.parsed(standard, file: "standard", kind: .standard)
+        let again = try prepared.parsed(standard, file: "standard", kind: .standard)
+        #expect(!prepared.documents.holds(standard))
+        #expect(first.run?.common == false && again.run?.common == false)
+        #expect(again.document == first.document && again.run?.device == first.run?.device)
+        // The same bytes as a master file are shared from the second sighting on.
+        _ = try prepared.parsed(standard, file: "master", kind: .master)
+        #expect(try prepared.parsed(standard, file: "master", kind: .master).run?.common == true)
     }
 }
