@@ -3,10 +3,11 @@
 //
 // A fleet parses one per-phone standard file per phone, and libxml2 (a parser context, its name dictionary, the
 // SAX callbacks) was about an eighth of the phone logic's CPU. Real files use a small part of XML: ASCII names,
-// quoted attributes, text with the five predefined entities, comments. This scanner reads exactly that part and
-// builds the document the SAX reader would build; at the first byte outside it (a DOCTYPE, CDATA, a processing
-// instruction, a namespace prefix, a numeric character reference, a CR, a byte above 0x7F, a duplicate attribute,
-// a wrong root, a bad `<Line idx>`, stray text, anything not well-formed) it gives up and the file goes to
+// quoted ASCII attributes, UTF-8 text and comments with the five predefined entities. This scanner reads exactly
+// that part and builds the document the SAX reader would build; at the first byte outside it (a DOCTYPE, CDATA, a
+// processing instruction, a namespace prefix, a numeric character reference, a CR, bytes that are not UTF-8 or not
+// an XML character, a duplicate attribute, a wrong root, a bad `<Line idx>`, stray text, anything not
+// well-formed) it gives up and the file goes to
 // libxml2, which accepts it or names the error. So it never accepts what libxml2 refuses and never reports an
 // error of its own: `scanPlainXML` returns a document only when libxml2 would return the same one, and the
 // `config-xml` fuzz target checks exactly that on every input it tries.
@@ -182,8 +183,7 @@ private struct PlainXMLScanner {
                 p += 3
                 return
             }
-            try plainByte(c)
-            p += 1
+            try character(c)
         }
         throw GiveUp()
     }
@@ -369,8 +369,7 @@ private struct PlainXMLScanner {
             if c == UInt8(ascii: "]"), p + 2 < b.count, b[p + 1] == UInt8(ascii: "]"), b[p + 2] == UInt8(ascii: ">") {
                 throw GiveUp()
             }
-            try plainByte(c)
-            p += 1
+            try character(c)
         }
     }
 
@@ -431,16 +430,41 @@ private struct PlainXMLScanner {
         return start..<(p - 1)
     }
 
-    /// Printable ASCII, tab, LF (counted). CR (which XML turns into LF), other controls and non-ASCII bytes are
-    /// libxml2's.
-    @inline(__always) private mutating func plainByte(_ c: UInt8) throws(GiveUp) {
-        if c >= 0x20 && c < 0x7F { return }
-        if c == 0x0A {
+    /// One character of text or of a comment, starting with `c` (at `p`), and moves past it: printable ASCII, tab,
+    /// LF (counted), or the UTF-8 of a character from U+00A0 up that XML allows. CR (which XML turns into LF), other
+    /// controls, U+0080–U+009F, U+FFFE, U+FFFF and bytes that are not UTF-8 are libxml2's.
+    @inline(__always) private mutating func character(_ c: UInt8) throws(GiveUp) {
+        if c >= 0x20 && c < 0x7F {
+            p += 1
+        } else if c == 0x0A {
             line += 1
-            return
+            p += 1
+        } else if c == 0x09 {
+            p += 1
+        } else {
+            try utf8Sequence(c)
         }
-        if c == 0x09 { return }
-        throw GiveUp()
+    }
+
+    /// A well-formed UTF-8 sequence (no over-long form, no surrogate, nothing past U+10FFFF), as RFC 3629 table 3-7.
+    private mutating func utf8Sequence(_ c: UInt8) throws(GiveUp) {
+        let length = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0
+        guard length > 0, p + length <= b.count else { throw GiveUp() }
+        let second = b[p + 1]
+        let range: ClosedRange<UInt8> =
+            switch c {
+            case 0xC2: 0xA0...0xBF  // U+0080–U+009F: C1 controls, left to libxml2
+            case 0xE0: 0xA0...0xBF
+            case 0xED: 0x80...0x9F  // not the surrogates
+            case 0xF0: 0x90...0xBF
+            case 0xF4: 0x80...0x8F
+            default: 0x80...0xBF
+            }
+        guard range.contains(second) else { throw GiveUp() }
+        for k in 2..<length where b[p + k] & 0xC0 != 0x80 { throw GiveUp() }
+        // U+FFFE and U+FFFF are not XML characters.
+        if c == 0xEF && second == 0xBF && b[p + 2] >= 0xBE { throw GiveUp() }
+        p += length
     }
 
     /// Skips spaces, tabs and LFs; true when it skipped any. A CR stops it (and then fails where it stands).

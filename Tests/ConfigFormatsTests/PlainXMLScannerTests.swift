@@ -87,6 +87,8 @@ struct PlainXMLScannerTests {
             "<PANASIPPhoneConfig/>",
             "<PANASIPPhoneConfig><Initial/><Device></Device><Line idx=\"3\"></Line></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><a.b-c_d>]] > ]</a.b-c_d><!----></PANASIPPhoneConfig>",
+            // UTF-8 text and comments: two-, three- and four-byte characters, the last ones below U+FFFE and U+10FFFF
+            "<PANASIPPhoneConfig><!-- Grüße, 日本 --><DISPLAY_NAME>Jürgen Müller ☎ 😀 \u{A0}\u{FFFD}\u{10FFFF}</DISPLAY_NAME></PANASIPPhoneConfig>",
         ]
     )
     func plainConstructs(_ text: String) {
@@ -104,7 +106,9 @@ struct PlainXMLScannerTests {
             "<PANASIPPhoneConfig><?pi x?></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><p:A xmlns:p=\"u\">1</p:A></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><A xmlns=\"u\">1</A></PANASIPPhoneConfig>",
-            "<PANASIPPhoneConfig><A>Müller</A></PANASIPPhoneConfig>",  // non-ASCII
+            "<PANASIPPhoneConfig><A>\u{80}</A></PANASIPPhoneConfig>",  // a C1 control
+            "<PANASIPPhoneConfig><A>\u{FFFE}</A></PANASIPPhoneConfig>",  // not an XML character
+            "<PANASIPPhoneConfig><A>\u{FFFF}</A></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><A perm=\"a\" perm=\"b\">1</A></PANASIPPhoneConfig>",  // duplicate attribute
             "<PANASIPPhoneConfig><A perm=\"a\tb\">1</A></PANASIPPhoneConfig>",  // normalised attribute
             "<PANASIPPhoneConfig><A perm=\"a\"access=\"b\">1</A></PANASIPPhoneConfig>",  // no blank between
@@ -133,11 +137,36 @@ struct PlainXMLScannerTests {
         #expect(ConfigParser.scanPlainXML(Array(text.utf8)) == nil, "the scanner should leave this to libxml2")
     }
 
+    @Test("bytes that are not UTF-8 are left to libxml2")
+    func notUTF8() {
+        let cases: [[UInt8]] = [
+            [0xC0, 0x80],  // over-long
+            [0xC1, 0xBF],
+            [0xE0, 0x80, 0x80],
+            [0xED, 0xA0, 0x80],  // a surrogate
+            [0xF4, 0x90, 0x80, 0x80],  // past U+10FFFF
+            [0xF5, 0x80, 0x80, 0x80],
+            [0x80],  // a lone continuation byte
+            [0xC3],  // cut short
+            [0xE6, 0x97],
+            [0xC3, 0x41],
+        ]
+        for bad in cases {
+            let bytes = Array("<PANASIPPhoneConfig><A>x".utf8) + bad + Array("</A></PANASIPPhoneConfig>".utf8)
+            #expect(ConfigParser.scanPlainXML(bytes) == nil, "\(bad)")
+            let comment = Array("<PANASIPPhoneConfig><!-- ".utf8) + bad + Array(" --></PANASIPPhoneConfig>".utf8)
+            #expect(ConfigParser.scanPlainXML(comment) == nil, "\(bad) in a comment")
+        }
+    }
+
     @Test("50,000 mutants of the plain sample files: whenever the scanner reads one, libxml2 reads it the same")
     func mutantsAgree() throws {
         let seeds = try sampleFiles().map(\.1).filter { $0.count < 64 * 1024 && ConfigParser.scanPlainXML($0) != nil }
         #expect(seeds.count >= 4)
-        let alphabet = Array("<>/!-?&;#=\"' \n\r\tAxz09_:.[]]".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xFF]
+        let alphabet = Array("<>/!-?&;#=\"' \n\r\tAxz09_:.[]]".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xED, 0xEF, 0xFF]
+        // Whole characters too, so that UTF-8 text reaches the scanner: some XML allows, some it does not.
+        let characters = ["ü", "€", "日本", "😀", "\u{A0}", "\u{85}", "\u{FFFD}", "\u{FFFE}", "\u{FFFF}", "\u{10FFFF}"]
+            .map { Array($0.utf8) }
         var mix = Mix(state: 0x5EED)
         var taken = 0
         for round in 0..<50_000 {
@@ -145,8 +174,9 @@ struct PlainXMLScannerTests {
             for _ in 0...mix.below(3) {
                 guard !bytes.isEmpty else { break }
                 let at = mix.below(bytes.count)
-                switch mix.below(4) {
+                switch mix.below(5) {
                 case 0: bytes.insert(alphabet[mix.below(alphabet.count)], at: at)
+                case 4: bytes.insert(contentsOf: characters[mix.below(characters.count)], at: at)
                 case 1: bytes.remove(at: at)
                 case 2: bytes[at] = alphabet[mix.below(alphabet.count)]
                 default:
