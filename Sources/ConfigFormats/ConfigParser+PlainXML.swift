@@ -88,6 +88,9 @@ private struct PlainXMLScanner {
     /// libxml2 refuses more than 256 levels; plain files have a handful.
     private static let maxDepth = 64
     private static let maxNameLength = 256
+    /// libxml2 refuses a text or attribute value over 10,000,000 bytes; plain files are kilobytes (and a phone's
+    /// limit is 240 KB), so anything over a megabyte is libxml2's whole.
+    private static let maxFileBytes = 1_000_000
 
     init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
         b = buffer
@@ -116,6 +119,7 @@ private struct PlainXMLScanner {
     // MARK: - Document
 
     private mutating func document() throws(GiveUp) {
+        guard b.count <= Self.maxFileBytes else { throw GiveUp() }
         try declaration()
         var sawRoot = false
         while true {
@@ -140,10 +144,10 @@ private struct PlainXMLScanner {
         p += 5
         var seen = 0
         for (index, name) in ["version", "encoding", "standalone"].enumerated() {
-            let save = p
+            let save = (p, line)
             guard skipBlanks() else { break }
             guard starts(with: name) else {
-                p = save
+                (p, line) = save
                 continue
             }
             p += name.utf8.count

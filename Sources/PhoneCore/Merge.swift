@@ -126,8 +126,13 @@ public final class MergeMemo: Sendable {
     }
 
     fileprivate func lookup(_ key: Key) -> Merge.Layered? {
-        last.withLock { l in l.flatMap { $0.0 == key ? $0.1.merged : nil } }
+        let found = last.withLock { l in l.flatMap { $0.0 == key ? $0.1.merged : nil } }
+        if found != nil { hits.add(1, ordering: .relaxed) }
+        return found
     }
+
+    /// Merges of the shared files found here instead of made again (for tests).
+    let hits = Atomic<Int>(0)
 
     fileprivate func store(_ key: Key, _ value: Value) { last.withLock { $0 = (key, value) } }
 }

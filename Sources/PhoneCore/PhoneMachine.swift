@@ -180,7 +180,9 @@ public final class PreparedProfile: Sendable {
         }
         let (doc, order) = try ConfigParser.parseKeepingOrder(body, file: file, accepting: formats, limits: limits)
         if let key, let run = documents.store(body, doc, key: key) { return (doc, run) }
-        // A phone's own file: put in name order as the last one was, when it has the same names.
+        // A phone's own file: put in name order as the last one was, when it has the same names. (A product or
+        // master file seen for the first time would only take the standard files' place in that memo.)
+        guard kind == .standard else { return (doc, nil) }
         return (doc, order.map { merges.ownRun(fileOrder: $0) })
     }
 
@@ -191,13 +193,14 @@ public final class PreparedProfile: Sendable {
 /// A memo of parsed documents for bodies seen more than once: the files many phones share. A product or master file
 /// made per phone (a `{MAC}` in its path) is seen again when its phone resyncs, so it can reach the memo too; it is
 /// then found by that phone alone, and a full memo makes room by dropping the entries nobody asked for since the
-/// last time it was full.
+/// last time it was full. (Such a file also takes the place of the shared files in the merge memo: a known cost of
+/// per-phone product and master files in a resync wave.)
 final class DocumentCache: Sendable {
     private struct Hot {
         var body: [UInt8]
         var document: ConfigDocument
         var run: MergeRun
-        /// Lookups that found it since the memo was last full.
+        /// Lookups that found it, halved each time the memo is full.
         var hits = 0
     }
     private struct State {
@@ -231,12 +234,13 @@ final class DocumentCache: Sendable {
         let run = MergeRun(document, shared: true)
         state.withLock { s in
             if s.hot.count >= Self.maxHot {
-                // Without this, the first 256 phones to resync kept the memo full of their own files for the rest
-                // of a run, and a file shared later (a master file changed on the server) was parsed, sorted and
-                // merged again by every phone.
+                // Without this, the first 256 per-phone files seen twice kept the memo full for the rest of a run,
+                // and a file shared later (a master file changed on the server) was parsed, sorted and merged again
+                // by every phone. Files found since the last sweep stay; the counts age, so a file every phone
+                // downloads survives many sweeps and one found once survives one.
                 s.hot = s.hot.filter { $0.value.hits > 0 }.mapValues { entry in
                     var entry = entry
-                    entry.hits = 0
+                    entry.hits /= 2
                     return entry
                 }
             }

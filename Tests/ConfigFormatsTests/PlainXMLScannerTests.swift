@@ -85,6 +85,10 @@ struct PlainXMLScannerTests {
             "<PANASIPPhoneConfig><Lines><Line idx=\"01\"><SIP_AUTHID>1</SIP_AUTHID></Line><Line idx=\"99\"><X/></Line></Lines></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><Initial><CFG_STANDARD_FILE_PATH>http://h/{MAC}.cfg</CFG_STANDARD_FILE_PATH></Initial><Device><A>1</A><A>2</A></Device></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig/>",
+            // line breaks inside the declaration count, also where an optional part is missing
+            "<?xml version=\"1.0\"\n?><PANASIPPhoneConfig><A/></PANASIPPhoneConfig>",
+            "<?xml version=\"1.0\"\n standalone=\"yes\"?><PANASIPPhoneConfig><A/></PANASIPPhoneConfig>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"\n?>\n<PANASIPPhoneConfig>\n<A>1</A>\n<A>2</A></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><Initial/><Device></Device><Line idx=\"3\"></Line></PANASIPPhoneConfig>",
             "<PANASIPPhoneConfig><a.b-c_d>]] > ]</a.b-c_d><!----></PANASIPPhoneConfig>",
             // UTF-8 text and comments: two-, three- and four-byte characters, the last ones below U+FFFE and U+10FFFF
@@ -135,6 +139,15 @@ struct PlainXMLScannerTests {
     )
     func outsidePlainXML(_ text: String) {
         #expect(ConfigParser.scanPlainXML(Array(text.utf8)) == nil, "the scanner should leave this to libxml2")
+    }
+
+    @Test("a file over a megabyte is left to libxml2 (its limits on one value, 10 MB, are not the scanner's to judge)")
+    func largeFilesAreLibxml2s() {
+        let value = String(repeating: "x", count: 1_000_000)
+        #expect(
+            ConfigParser.scanPlainXML(Array("<PANASIPPhoneConfig><A>\(value)</A></PANASIPPhoneConfig>".utf8)) == nil
+        )
+        #expect(ConfigParser.scanPlainXML(Array("<PANASIPPhoneConfig><A>x</A></PANASIPPhoneConfig>".utf8)) != nil)
     }
 
     @Test("bytes that are not UTF-8 are left to libxml2")

@@ -97,7 +97,7 @@ struct FleetSharingTests {
     func documentMemoMakesRoomForANewSharedFile() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
         let master = Array(Fixture.device([("NTP_ADDR", "ntp.master")]).utf8)
-        for _ in 0..<3 { _ = try prepared.parsed(master, file: "master", kind: .master) }
+        for _ in 0..<6 { _ = try prepared.parsed(master, file: "master", kind: .master) }
         #expect(prepared.documents.holds(master))
         // More phones than the memo holds resync, each with a product file of its own (a {MAC} in its path): each
         // one is seen a second time.
@@ -105,6 +105,8 @@ struct FleetSharingTests {
             let own = Array(Fixture.device([("SIP_AUTHID_1", "\(1000 + i)")]).utf8)
             for _ in 0..<2 { _ = try prepared.parsed(own, file: "product", kind: .product) }
         }
+        // The file every phone found stays through the sweep that made room.
+        #expect(prepared.documents.holds(master))
         // The master file changes on the server: two phones download it, and every later phone must find it kept
         // (one document and merge run for all, so the merge of the shared files is kept too).
         let changed = Array(Fixture.device([("NTP_ADDR", "ntp.changed")]).utf8)
@@ -113,6 +115,19 @@ struct FleetSharingTests {
         #expect(prepared.documents.holds(changed))
         let third = try prepared.parsed(changed, file: "master", kind: .master)
         #expect(second.run != nil && third.run === second.run)
+    }
+
+    @Test("phones with their own standard files find the merge of the shared files made by an earlier phone")
+    func sharedMergeIsFoundByTheNextPhones() {
+        let shared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        for i in 0..<4 {
+            var phone = Self.phone(i, prepared: shared)
+            phone.powerOn()
+            #expect(phone.reports.last?.outcome == .provisioned)
+        }
+        // Phone 0 sees the shared files first, phone 1 makes their merge, phones 2 and 3 find it: the standard file's
+        // run is not part of what is shared, or no phone would.
+        #expect(shared.merges.hits.load(ordering: .relaxed) >= 2)
     }
 
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
