@@ -90,14 +90,14 @@ let package = Package(
 
         // MARK: - Tests
         .target(name: "VPhoneTesting", dependencies: ["PhoneCore", "PhoneRuntime", "Transport", "Flash"]),
-        .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats"]),
+        .testTarget(name: "ConfigFormatsTests", dependencies: ["ConfigFormats", "PhoneCore"]),
         .testTarget(name: "CryptoTests", dependencies: ["Crypto", "VPhoneTesting"]),
         .testTarget(
             name: "FuzzRegressionTests",
             dependencies: ["FuzzEntries", "ConfigFormats", "Crypto", "Flash"],
             exclude: ["Fixtures"]  // read by path, as the fuzzers read their corpus
         ),
-        .testTarget(name: "FleetReportTests", dependencies: ["FleetReport"]),
+        .testTarget(name: "FleetReportTests", dependencies: ["FleetReport", "PhoneCore"]),
         .testTarget(
             name: "TestServerTests",
             dependencies: [

@@ -42,12 +42,43 @@ extension ConfigParser {
         return (try parse(bytes, file: file, accepting: accepting, limits: limits), nil)
     }
 
-    /// spec §2: the same parameter twice in one XML file, the last one wins (both readers warn alike).
-    static func setAgainWarning(_ name: String, line: Int, earlierLine: Int) -> ConfigWarning {
-        ConfigWarning(
-            line: line,
-            message: "\(name) is set again; this value replaces the one from line \(earlierLine) (in XML "
-                + "the last one wins)"
+}
+
+/// The parameters an XML reader has found so far, and its warnings: both readers (the scanner and libxml2's) fill
+/// one, so they make the same document of the same file.
+struct XMLEntries {
+    var initial: [String: ConfigEntry] = [:]
+    var device: [String: ConfigEntry]
+    var warnings: [ConfigWarning] = []
+
+    /// - Parameter size: the file's size (real device files hold a parameter per 50 to 70 bytes: the dictionary is
+    ///   sized once).
+    init(size: Int) { device = Dictionary(minimumCapacity: min(size / 48, 4096)) }
+
+    /// Adds a leaf. spec §2: inside `<Line idx="n">` its name is `NAME_n` (the caller's), and the same parameter twice
+    /// in one XML file means the last one wins, with a warning.
+    mutating func add(_ entry: ConfigEntry) {
+        let earlier =
+            entry.section == .initial
+            ? initial.updateValue(entry, forKey: entry.name) : device.updateValue(entry, forKey: entry.name)
+        if let earlier {
+            warnings.append(
+                ConfigWarning(
+                    line: entry.line,
+                    message: "\(entry.name) is set again; this value replaces the one from line \(earlier.line) (in "
+                        + "XML the last one wins)"
+                )
+            )
+        }
+    }
+
+    func document(hasInitialSection: Bool) -> ConfigDocument {
+        ConfigDocument(
+            format: .xml,
+            initial: initial,
+            device: device,
+            hasInitialSection: hasInitialSection,
+            warnings: warnings
         )
     }
 }
@@ -77,9 +108,7 @@ private struct PlainXMLScanner {
     private var carried: [UInt8] = []
     private var perm = ""
     private var access = ""
-    private var initial: [String: ConfigEntry] = [:]
-    private var device: [String: ConfigEntry]
-    private var warnings: [ConfigWarning] = []
+    private var entries: XMLEntries
     private var hasInitialSection = false
     /// Every parameter in file order, when asked for.
     private let keepingOrder: Bool
@@ -95,25 +124,18 @@ private struct PlainXMLScanner {
     init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
         b = buffer
         self.keepingOrder = keepingOrder
-        device = Dictionary(minimumCapacity: min(buffer.count / 48, 4096))
+        entries = XMLEntries(size: buffer.count)
         frames.reserveCapacity(8)
     }
 
     mutating func scan() -> (document: ConfigDocument, order: [ConfigEntry])? {
-        if keepingOrder { order.reserveCapacity(device.capacity) }
+        if keepingOrder { order.reserveCapacity(entries.device.capacity) }
         do {
             try document()
         } catch {
             return nil
         }
-        let document = ConfigDocument(
-            format: .xml,
-            initial: initial,
-            device: device,
-            hasInitialSection: hasInitialSection,
-            warnings: warnings
-        )
-        return (document, order)
+        return (entries.document(hasInitialSection: hasInitialSection), order)
     }
 
     // MARK: - Document
@@ -345,11 +367,7 @@ private struct PlainXMLScanner {
                 line: frame.line,
                 section: frame.inInitial ? .initial : .device
             )
-            let earlier =
-                frame.inInitial ? initial.updateValue(entry, forKey: name) : device.updateValue(entry, forKey: name)
-            if let earlier {
-                warnings.append(ConfigParser.setAgainWarning(name, line: entry.line, earlierLine: earlier.line))
-            }
+            entries.add(entry)
             if keepingOrder { order.append(entry) }
         } else {
             // Text in a group is ignored with a warning: libxml2's reader words that.

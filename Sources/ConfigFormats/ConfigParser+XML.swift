@@ -24,13 +24,7 @@ extension ConfigParser {
         -> ConfigDocument
     {
         let reader = try LibXML2.parse(bytes, file: file)
-        return ConfigDocument(
-            format: .xml,
-            initial: reader.initial,
-            device: reader.device,
-            hasInitialSection: reader.hasInitialSection,
-            warnings: reader.warnings
-        )
+        return reader.entries.document(hasInitialSection: reader.hasInitialSection)
     }
 }
 
@@ -158,9 +152,7 @@ private struct TreeReader {
     /// The perm and access attributes of the innermost open element: only it can still turn out to be a leaf.
     var perm = ""
     var access = ""
-    var initial: [String: ConfigEntry] = [:]
-    var device: [String: ConfigEntry]
-    var warnings: [ConfigWarning] = []
+    var entries: XMLEntries
     var hasInitialSection = false
     var sawRoot = false
     /// The first libxml2 error (libxml2 goes on after a fatal error and reports knock-on errors, so its own
@@ -172,8 +164,7 @@ private struct TreeReader {
 
     init(file: String, size: Int) {
         self.file = file
-        // Real device files hold a parameter per 50 to 70 bytes: size the dictionary once.
-        device = Dictionary(minimumCapacity: min(size / 48, 4096))
+        entries = XMLEntries(size: size)
         frames.reserveCapacity(8)
         text.reserveCapacity(256)
     }
@@ -266,12 +257,7 @@ private struct TreeReader {
                 line: frame.line,
                 section: frame.inInitial ? .initial : .device
             )
-            // spec §2: the same parameter twice in one XML file, the last one wins.
-            let earlier =
-                frame.inInitial ? initial.updateValue(entry, forKey: name) : device.updateValue(entry, forKey: name)
-            if let earlier {
-                warnings.append(ConfigParser.setAgainWarning(name, line: entry.line, earlierLine: earlier.line))
-            }
+            entries.add(entry)
             if !text.isEmpty { text.removeAll(keepingCapacity: true) }
             textLine = nil
         } else {
@@ -299,7 +285,7 @@ private struct TreeReader {
         guard let textLine, let first = text.firstIndex(where: { !ConfigParser.isBlank($0) }),
             let last = text.lastIndex(where: { !ConfigParser.isBlank($0) })
         else { return }
-        warnings.append(
+        entries.warnings.append(
             ConfigWarning(
                 line: textLine,
                 message: "text \(ConfigParser.quoted(text[first...last].prefix(30))) inside "

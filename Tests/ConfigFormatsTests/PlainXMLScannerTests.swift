@@ -4,6 +4,7 @@
 
 import ConfigFormats
 import Foundation
+import PhoneCore
 import Testing
 
 /// nil when the scanner gave up; otherwise records an issue unless libxml2 makes the same document.
@@ -38,19 +39,6 @@ private func sampleFiles() throws -> [(String, [UInt8])] {
         }
     }
     return out
-}
-
-/// SplitMix64: the same mutants on every run.
-private struct Mix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
 
 @Suite("Plain XML scanner")
@@ -180,7 +168,7 @@ struct PlainXMLScannerTests {
         // Whole characters too, so that UTF-8 text reaches the scanner: some XML allows, some it does not.
         let characters = ["ü", "€", "日本", "😀", "\u{A0}", "\u{85}", "\u{FFFD}", "\u{FFFE}", "\u{FFFF}", "\u{10FFFF}"]
             .map { Array($0.utf8) }
-        var mix = Mix(state: 0x5EED)
+        var mix = SplitMix64(seed: 0x5EED)  // the same mutants on every run
         var taken = 0
         for round in 0..<50_000 {
             var bytes = seeds[round % seeds.count]

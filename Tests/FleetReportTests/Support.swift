@@ -1,24 +1,10 @@
 import FleetReport
 import Foundation
+import PhoneCore
 import Testing
 
 /// A fixed wall-clock start, so reports are reproducible.
 let runStart = Date(timeIntervalSince1970: 1_736_150_400.25)
-
-/// A small deterministic generator (SplitMix64), so every "random" fleet is the same on every run.
-struct SplitMix {
-    var state: UInt64
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-}
 
 let fileKinds = ["initial", "standard", "product", "master"]
 let failureClasses = ["not_found", "timeout", "connect", "http_status"]
@@ -31,7 +17,7 @@ func mac(_ index: Int) -> String {
 /// Feeds phone `index` of a synthetic fleet into `stats`: four transfers (one in ten over HTTPS, one in twelve
 /// failing) and the phone's outcome. The same index always gives the same numbers.
 func feedPhone(_ index: Int, into stats: FleetStats) {
-    var random = SplitMix(state: UInt64(index) &* 7919)
+    var random = SplitMix64(seed: UInt64(index) &* 7919)  // every "random" fleet is the same on every run
     var files: [String: String] = [:]
     var elapsed: Int64 = 0
     let tls = index % 10 == 0
