@@ -80,12 +80,14 @@ let package = Package(
             linkerSettings: [.linkedLibrary("mimalloc", .when(platforms: [.linux]))]
         ),
 
-        // MARK: - Fuzzing (Fuzz/ builds the libFuzzer targets on these entries; FuzzRegressionTests replays them)
+        // MARK: - Benchmarks (a fleet phone's logic alone: `swift run -c release core-bench TREE`)
         .executableTarget(
             name: "core-bench",
             dependencies: ["PhoneCore", "PhoneRuntime", "Flash"],
             path: "Sources/CoreBench"
         ),
+
+        // MARK: - Fuzzing (Fuzz/ builds the libFuzzer targets on these entries; FuzzRegressionTests replays them)
         .target(name: "FuzzEntries", dependencies: ["ConfigFormats", "Crypto", "Flash"]),
 
         // MARK: - Tests

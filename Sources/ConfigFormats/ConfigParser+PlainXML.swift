@@ -7,41 +7,15 @@
 // that part and builds the document the SAX reader would build; at the first byte outside it (a DOCTYPE, CDATA, a
 // processing instruction, a namespace prefix, a numeric character reference, a CR, bytes that are not UTF-8 or not
 // an XML character, a duplicate attribute, a wrong root, a bad `<Line idx>`, stray text, anything not
-// well-formed) it gives up and the file goes to
-// libxml2, which accepts it or names the error. So it never accepts what libxml2 refuses and never reports an
-// error of its own: `scanPlainXML` returns a document only when libxml2 would return the same one, and the
-// `config-xml` fuzz target checks exactly that on every input it tries.
+// well-formed) it gives up and the file goes to libxml2, which accepts it or names the error. So it never accepts
+// what libxml2 refuses and never reports an error of its own: `scanPlainXML` returns a document only when libxml2
+// would return the same one, and the `config-xml` fuzz target checks exactly that on every input it tries.
 
 extension ConfigParser {
     /// The document the libxml2 reader makes of `bytes`, when they are plain XML; nil: let libxml2 read them.
     package static func scanPlainXML(_ bytes: [UInt8]) -> ConfigDocument? {
-        bytes.withUnsafeBufferPointer { buffer in
-            var scanner = PlainXMLScanner(buffer, keepingOrder: false)
-            return scanner.scan()?.document
-        }
+        PlainXMLScanner.read(bytes, keepingOrder: false)?.document
     }
-
-    /// `parse`, and for a plain XML file with no `<Initial>` part and no parameter set twice, its entries in file
-    /// order: a fleet's per-phone files come from one template, so the merge can put them in name order the way it
-    /// did for the last phone instead of looking each name up (nil: any other file).
-    package static func parseKeepingOrder(
-        _ bytes: [UInt8],
-        file: String,
-        accepting: Set<ConfigFormat>,
-        limits: [ConfigFormat: Int]
-    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
-        if accepting.contains(.xml), bytes.count <= limits[.xml] ?? defaultLimits[.xml] ?? Int.max,
-            let scanned = bytes.withUnsafeBufferPointer({ buffer in
-                var scanner = PlainXMLScanner(buffer, keepingOrder: true)
-                return scanner.scan()
-            })
-        {
-            let whole = scanned.document.initial.isEmpty && scanned.order.count == scanned.document.device.count
-            return (scanned.document, whole ? scanned.order : nil)
-        }
-        return (try parse(bytes, file: file, accepting: accepting, limits: limits), nil)
-    }
-
 }
 
 /// The parameters an XML reader has found so far, and its warnings: both readers (the scanner and libxml2's) fill
@@ -83,8 +57,17 @@ struct XMLEntries {
     }
 }
 
-/// Gives up (returns nil from `scan`) rather than decide anything libxml2 should decide.
-private struct PlainXMLScanner {
+/// Gives up (returns nil from `read`) rather than decide anything libxml2 should decide.
+struct PlainXMLScanner {
+    /// The document, and with `keepingOrder` its entries in file order when every one of them is in `device` (no
+    /// `<Initial>` part, no parameter set twice); nil when the bytes are not plain XML.
+    static func read(_ bytes: [UInt8], keepingOrder: Bool) -> (document: ConfigDocument, order: [ConfigEntry]?)? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var scanner = PlainXMLScanner(buffer, keepingOrder: keepingOrder)
+            return scanner.scan()
+        }
+    }
+
     private struct GiveUp: Error {}
 
     private struct Frame {
@@ -113,6 +96,8 @@ private struct PlainXMLScanner {
     /// Every parameter in file order, when asked for.
     private let keepingOrder: Bool
     private var order: [ConfigEntry] = []
+    /// The attributes of the start tag being read: names and values as ranges of `b`.
+    private var attributes: [(name: Range<Int>, value: Range<Int>)] = []
 
     /// libxml2 refuses more than 256 levels; plain files have a handful.
     private static let maxDepth = 64
@@ -121,21 +106,22 @@ private struct PlainXMLScanner {
     /// limit is 240 KB), so anything over a megabyte is libxml2's whole.
     private static let maxFileBytes = 1_000_000
 
-    init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
+    private init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
         b = buffer
         self.keepingOrder = keepingOrder
         entries = XMLEntries(size: buffer.count)
         frames.reserveCapacity(8)
     }
 
-    mutating func scan() -> (document: ConfigDocument, order: [ConfigEntry])? {
+    private mutating func scan() -> (document: ConfigDocument, order: [ConfigEntry]?)? {
         if keepingOrder { order.reserveCapacity(entries.device.capacity) }
         do {
             try document()
         } catch {
             return nil
         }
-        return (entries.document(hasInitialSection: hasInitialSection), order)
+        let whole = keepingOrder && entries.initial.isEmpty && order.count == entries.device.count
+        return (entries.document(hasInitialSection: hasInitialSection), whole ? order : nil)
     }
 
     // MARK: - Document
@@ -192,8 +178,8 @@ private struct PlainXMLScanner {
         p += 2
     }
 
-    /// `<!-- ... -->` whose text has no `--` and neither starts nor ends with `-`; anything else after `<!`
-    /// (DOCTYPE, CDATA) is libxml2's.
+    /// `<!-- ... -->` whose text has no `--` and does not end with `-`; anything else after `<!` (DOCTYPE, CDATA) is
+    /// libxml2's.
     private mutating func comment() throws(GiveUp) {
         guard starts(with: "<!--") else { throw GiveUp() }
         p += 4
@@ -228,11 +214,11 @@ private struct PlainXMLScanner {
                     if frames.isEmpty { return }
                 case UInt8(ascii: "!"):
                     guard !frames.isEmpty else { throw GiveUp() }
-                    try textUpToHere()
+                    textUpToHere()
                     try comment()
                     textStart = p
                 default:
-                    if !frames.isEmpty { try textUpToHere() }
+                    if !frames.isEmpty { textUpToHere() }
                     try startTag()
                     if frames.isEmpty { return }  // a self-closing root
                 }
@@ -245,8 +231,9 @@ private struct PlainXMLScanner {
     private mutating func startTag() throws(GiveUp) {
         p += 1
         let (nameStart, nameEnd) = try name()
-        // Attributes: at most 8, each after blanks.
-        var attributes: [(name: Range<Int>, value: Range<Int>)] = []
+        // Attributes: at most 8, each after blanks (into a buffer kept from tag to tag: this runs for every element
+        // of every phone's file).
+        attributes.removeAll(keepingCapacity: true)
         var selfClosing = false
         while true {
             let spaced = skipBlanks()
@@ -397,16 +384,20 @@ private struct PlainXMLScanner {
 
     /// `&amp;` `&lt;` `&gt;` `&quot;` `&apos;`; any other reference is libxml2's.
     private mutating func entity() throws(GiveUp) -> UInt8 {
-        for (name, byte) in [("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&quot;", "\""), ("&apos;", "'")]
-        where starts(with: name) {
+        for (name, byte) in Self.entities where starts(with: name) {
             p += name.utf8.count
-            return byte.utf8.first!
+            return byte
         }
         throw GiveUp()
     }
 
+    private static let entities: [(String, UInt8)] = [
+        ("&amp;", UInt8(ascii: "&")), ("&lt;", UInt8(ascii: "<")), ("&gt;", UInt8(ascii: ">")),
+        ("&quot;", UInt8(ascii: "\"")), ("&apos;", UInt8(ascii: "'")),
+    ]
+
     /// Moves the pending text into `carried` (before a comment or a child element).
-    private mutating func textUpToHere() throws(GiveUp) {
+    private mutating func textUpToHere() {
         carried.append(contentsOf: b[textStart..<p])
         textStart = p
     }

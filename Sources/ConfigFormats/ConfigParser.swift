@@ -57,6 +57,29 @@ public enum ConfigParser {
         accepting: Set<ConfigFormat> = [.xml],
         limits: [ConfigFormat: Int] = defaultLimits
     ) throws(ConfigFormatError) -> ConfigDocument {
+        try read(bytes, file: file, accepting: accepting, limits: limits, keepingOrder: false).document
+    }
+
+    /// `parse`, and for a plain XML file with no `<Initial>` part and no parameter set twice, its entries in file
+    /// order: a fleet's per-phone files come from one template, so the merge can put them in name order the way it
+    /// did for the last phone instead of looking each name up (nil: any other file).
+    package static func parseKeepingOrder(
+        _ bytes: [UInt8],
+        file: String,
+        accepting: Set<ConfigFormat>,
+        limits: [ConfigFormat: Int]
+    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
+        try read(bytes, file: file, accepting: accepting, limits: limits, keepingOrder: true)
+    }
+
+    /// Detection, the model's formats and the size limit, then the format's reader.
+    private static func read(
+        _ bytes: [UInt8],
+        file: String,
+        accepting: Set<ConfigFormat>,
+        limits: [ConfigFormat: Int],
+        keepingOrder: Bool
+    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
         guard let format = detect(bytes) else { throw unrecognised(bytes, file: file, accepting: accepting) }
         guard accepting.contains(format) else {
             let accepted = ConfigFormat.allCases.filter { accepting.contains($0) }.map(\.rawValue)
@@ -79,8 +102,8 @@ public enum ConfigParser {
             )
         }
         switch format {
-        case .xml: return try parseXML(bytes, file: file)
-        case .text: return try parseStandardFormat(bytes, file: file)
+        case .xml: return try parseXML(bytes, file: file, keepingOrder: keepingOrder)
+        case .text: return (try parseStandardFormat(bytes, file: file), nil)
         }
     }
 

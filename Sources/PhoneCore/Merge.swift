@@ -37,20 +37,22 @@ final class MergeRun: Sendable {
         common = false
     }
 
-    /// - Parameter shared: intern the names and mark the run `common` (it is kept for many phones).
-    init(_ document: ConfigDocument, shared: Bool) {
+    /// - Parameters:
+    ///   - interned: intern the names (the run, or its names, are kept for many phones).
+    ///   - common: the document is one many phones share (`common`).
+    init(_ document: ConfigDocument, interned: Bool, common: Bool) {
         func sorted(_ entries: [String: ConfigEntry]) -> ContiguousArray<ParameterTable.Entry> {
             var out = ContiguousArray<ParameterTable.Entry>()
             out.reserveCapacity(entries.count)
             for (name, e) in entries {
-                out.append(Self.entry(shared ? ParameterNames.intern(name) : name, e))
+                out.append(Self.entry(interned ? ParameterNames.intern(name) : name, e))
             }
             out.sort { $0.name < $1.name }
             return out
         }
         device = sorted(document.device)
         initial = sorted(document.initial)
-        common = shared
+        self.common = common
     }
 
     /// A file's entry as a run holds it: `bits` carries the perm/access pair's number (the merge adds the source).
@@ -101,9 +103,9 @@ public final class MergeMemo: Sendable {
             }
             if entries.count == names.count { return MergeRun(device: entries, initial: []) }
         }
-        let run = MergeRun(document, shared: true)
+        let run = MergeRun(document, interned: true, common: false)
         if document.initial.isEmpty { ownNames.withLock { $0 = run.device.map(\.name) } }
-        return MergeRun(device: run.device, initial: run.initial)
+        return run
     }
 
     /// The run of a phone's own file from its entries in file order (every name once, no `<Initial>` part): when
@@ -181,7 +183,9 @@ public enum Merge {
         var layers: [(entries: ContiguousArray<ParameterTable.Entry>, source: UInt8, input: Int, run: MergeRun?)] = []
         for kind in [FileKind.standard, .product, .master, .initial] {
             for (index, input) in files.enumerated() where input.kind == kind {
-                let run = input.run ?? memo?.ownRun(input.document) ?? MergeRun(input.document, shared: false)
+                let run =
+                    input.run ?? memo?.ownRun(input.document)
+                    ?? MergeRun(input.document, interned: false, common: false)
                 let source = ParameterTable.sourceIndex(ParameterSource(kind))
                 let common = run.common ? run : nil
                 layers.append((run.device, source, index, common))

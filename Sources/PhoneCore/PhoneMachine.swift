@@ -173,11 +173,8 @@ public final class PreparedProfile: Sendable {
         file: String,
         kind: FileKind
     ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
-        var key: Int?
-        if kind != .standard {
-            key = DocumentCache.key(body)
-            if let key, let hit = documents.lookup(body, key: key) { return hit }
-        }
+        let key = kind == .standard ? nil : DocumentCache.key(body)
+        if let key, let hit = documents.lookup(body, key: key) { return hit }
         let (doc, order) = try ConfigParser.parseKeepingOrder(body, file: file, accepting: formats, limits: limits)
         if let key, let run = documents.store(body, doc, key: key) { return (doc, run) }
         // A phone's own file: put in name order as the last one was, when it has the same names. (A product or
@@ -231,7 +228,7 @@ final class DocumentCache: Sendable {
             return count
         }
         guard count >= 2 else { return nil }
-        let run = MergeRun(document, shared: true)
+        let run = MergeRun(document, interned: true, common: true)
         state.withLock { s in
             if s.hot.count >= Self.maxHot {
                 // Without this, the first 256 per-phone files seen twice kept the memo full for the rest of a run,
