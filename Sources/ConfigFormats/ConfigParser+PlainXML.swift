@@ -3,11 +3,11 @@
 //
 // A fleet parses one per-phone standard file per phone, and libxml2 (a parser context, its name dictionary, the
 // SAX callbacks) was about an eighth of the phone logic's CPU. Real files use a small part of XML: ASCII names,
-// quoted ASCII attributes, UTF-8 text and comments with the five predefined entities. This scanner reads exactly
-// that part and builds the document the SAX reader would build; at the first byte outside it (a DOCTYPE, CDATA, a
-// processing instruction, a namespace prefix, a numeric character reference, a CR, bytes that are not UTF-8 or not
-// an XML character, a duplicate attribute, a wrong root, a bad `<Line idx>`, stray text, anything not
-// well-formed) it gives up and the file goes to libxml2, which accepts it or names the error. So it never accepts
+// quoted ASCII attributes, UTF-8 text and comments with the five predefined entities, LF or CRLF line ends. This
+// scanner reads exactly that part and builds the document the SAX reader would build; at the first byte outside it (a
+// DOCTYPE, CDATA, a processing instruction, a namespace prefix, a numeric character reference, a CR not followed by
+// an LF, a CR or LF inside an attribute value, bytes that are not UTF-8 or not an XML character, a duplicate
+// attribute, a wrong root, a bad `<Line idx>`, stray text, anything not well-formed) it gives up and the file goes to libxml2, which accepts it or names the error. So it never accepts
 // what libxml2 refuses and never reports an error of its own: `scanPlainXML` returns a document only when libxml2
 // would return the same one, and the `config-xml` fuzz target checks exactly that on every input it tries.
 
@@ -93,6 +93,8 @@ struct PlainXMLScanner {
     private var access = ""
     private var entries: XMLEntries
     private var hasInitialSection = false
+    /// A CRLF line end was read: values are then taken without their CRs.
+    private var hasCR = false
     /// Every parameter in file order, when asked for.
     private let keepingOrder: Bool
     private var order: [ConfigEntry] = []
@@ -339,10 +341,12 @@ struct PlainXMLScanner {
                 name.append(String(index))
             }
             let value: String
-            if carried.isEmpty {
+            if carried.isEmpty && (!hasCR || !b[textStart..<end].contains(0x0D)) {
                 value = String(decoding: b[textStart..<end], as: UTF8.self)
             } else {
                 carried.append(contentsOf: b[textStart..<end])
+                // Every CR let through is one of a CRLF, which XML reads as the LF alone.
+                if hasCR { carried.removeAll { $0 == 0x0D } }
                 value = String(decoding: carried, as: UTF8.self)
                 carried.removeAll(keepingCapacity: true)
             }
@@ -404,7 +408,7 @@ struct PlainXMLScanner {
 
     /// The text of a group must be layout only; otherwise libxml2's reader warns about it.
     private mutating func requireBlank() throws(GiveUp) {
-        guard carried.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A }) else { throw GiveUp() }
+        guard carried.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) else { throw GiveUp() }
         carried.removeAll(keepingCapacity: true)
     }
 
@@ -444,8 +448,9 @@ struct PlainXMLScanner {
     }
 
     /// One character of text or of a comment, starting with `c` (at `p`), and moves past it: printable ASCII, tab,
-    /// LF (counted), or the UTF-8 of a character from U+00A0 up that XML allows. CR (which XML turns into LF), other
-    /// controls, U+0080–U+009F, U+FFFE, U+FFFF and bytes that are not UTF-8 are libxml2's.
+    /// LF (counted), the CR of a CRLF, or the UTF-8 of a character from U+00A0 up that XML allows. A CR on its own
+    /// (which XML turns into LF), other controls, U+0080–U+009F, U+FFFE, U+FFFF and bytes that are not UTF-8 are
+    /// libxml2's.
     @inline(__always) private mutating func character(_ c: UInt8) throws(GiveUp) {
         if c >= 0x20 && c < 0x7F {
             p += 1
@@ -454,9 +459,19 @@ struct PlainXMLScanner {
             p += 1
         } else if c == 0x09 {
             p += 1
+        } else if c == 0x0D {
+            try lineEndCR()
         } else {
             try utf8Sequence(c)
         }
+    }
+
+    /// The CR of a CRLF line end (Windows-made files), which XML reads as the LF alone: moves past the CR, and the LF
+    /// is then counted as any other. A CR on its own (which XML also turns into an LF) is libxml2's.
+    private mutating func lineEndCR() throws(GiveUp) {
+        guard p + 1 < b.count, b[p + 1] == 0x0A else { throw GiveUp() }
+        hasCR = true
+        p += 1
     }
 
     /// A well-formed UTF-8 sequence (no over-long form, no surrogate, nothing past U+10FFFF), as RFC 3629 table 3-7.
@@ -480,13 +495,17 @@ struct PlainXMLScanner {
         p += length
     }
 
-    /// Skips spaces, tabs and LFs; true when it skipped any. A CR stops it (and then fails where it stands).
+    /// Skips spaces, tabs, LFs and CRLFs; true when it skipped any. A CR on its own stops it (and then fails where it
+    /// stands).
     @discardableResult private mutating func skipBlanks() -> Bool {
         let start = p
         while p < b.count {
             let c = b[p]
             if c == 0x0A {
                 line += 1
+            } else if c == 0x0D {
+                guard p + 1 < b.count, b[p + 1] == 0x0A else { break }
+                hasCR = true
             } else if c != 0x20 && c != 0x09 {
                 break
             }

@@ -41,6 +41,17 @@ private func sampleFiles() throws -> [(String, [UInt8])] {
     return out
 }
 
+/// The file with every LF preceded by a CR, as Windows tools write it.
+private func crlf(_ bytes: [UInt8]) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count + bytes.count / 16)
+    for byte in bytes {
+        if byte == 0x0A { out.append(0x0D) }
+        out.append(byte)
+    }
+    return out
+}
+
 @Suite("Plain XML scanner")
 struct PlainXMLScannerTests {
     @Test("the example tree is read by the scanner, exactly as libxml2 reads it")
@@ -51,6 +62,10 @@ struct PlainXMLScannerTests {
             let document = agree(bytes, name)
             #expect(document != nil, "\(name): plain XML, but the scanner gave up")
             #expect((document?.device.count ?? 0) + (document?.initial.count ?? 0) > 0, "\(name)")
+            // The same file made on Windows: CRLF line ends, which XML reads as LF.
+            let windows = agree(crlf(bytes), "\(name) with CRLF line ends")
+            #expect(windows != nil, "\(name) with CRLF line ends: plain XML, but the scanner gave up")
+            #expect(windows == document, "\(name): CRLF line ends must make the same document as LF ones")
         }
     }
 
@@ -81,6 +96,12 @@ struct PlainXMLScannerTests {
             "<PANASIPPhoneConfig><a.b-c_d>]] > ]</a.b-c_d><!----></PANASIPPhoneConfig>",
             // UTF-8 text and comments: two-, three- and four-byte characters, the last ones below U+FFFE and U+10FFFF
             "<PANASIPPhoneConfig><!-- Grüße, 日本 --><DISPLAY_NAME>Jürgen Müller ☎ 😀 \u{A0}\u{FFFD}\u{10FFFF}</DISPLAY_NAME></PANASIPPhoneConfig>",
+            // CRLF line ends (Windows-made files): between tags, inside tags, in the declaration and in comments; in a
+            // value (read as LF), also beside an entity and a comment; and a value that is only a line end
+            "<?xml version=\"1.0\"\r\n encoding=\"utf-8\"?>\r\n<PANASIPPhoneConfig>\r\n<A>1</A>\r\n</PANASIPPhoneConfig>\r\n",
+            "<PANASIPPhoneConfig>\r\n<A\r\n perm=\"!\"\r\n>v</A\r\n>\r\n<!-- a\r\nb -->\r\n<B/></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><Device>\r\n<A>x\r\ny</A>\r\n<B>a &amp;\r\nb<!--\r\n-->c\r\n</B><C>\r\n</C></Device></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig>\r\n<Lines>\r\n<Line idx=\"2\">\r\n<SIP_AUTHID>7</SIP_AUTHID>\r\n</Line>\r\n</Lines>\r\n<Z>\r\n\r\n</Z></PANASIPPhoneConfig>",
         ]
     )
     func plainConstructs(_ text: String) {
@@ -90,7 +111,13 @@ struct PlainXMLScannerTests {
     @Test(
         "anything outside plain XML is left to libxml2",
         arguments: [
-            "<PANASIPPhoneConfig>\r\n<A>1</A>\r\n</PANASIPPhoneConfig>",  // CR: XML normalises line ends
+            // a CR on its own: XML reads it as LF; libxml2 decides (between tags, in a value, at the end, in a comment)
+            "<PANASIPPhoneConfig>\r<A>1</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A>1\r</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><A>1\r\r\n</A></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig><!-- \r --></PANASIPPhoneConfig>",
+            "<PANASIPPhoneConfig/>\r",
+            "<PANASIPPhoneConfig><A perm=\"a\r\nb\">1</A></PANASIPPhoneConfig>",  // normalised attribute
             "<PANASIPPhoneConfig><A>&#38;</A></PANASIPPhoneConfig>",  // character reference
             "<PANASIPPhoneConfig><A>&nbsp;</A></PANASIPPhoneConfig>",  // undeclared entity: an error
             "<PANASIPPhoneConfig><A><![CDATA[x]]></A></PANASIPPhoneConfig>",
@@ -162,8 +189,9 @@ struct PlainXMLScannerTests {
 
     @Test("50,000 mutants of the plain sample files: whenever the scanner reads one, libxml2 reads it the same")
     func mutantsAgree() throws {
-        let seeds = try sampleFiles().map(\.1).filter { $0.count < 64 * 1024 && ConfigParser.scanPlainXML($0) != nil }
-        #expect(seeds.count >= 4)
+        let plain = try sampleFiles().map(\.1).filter { $0.count < 64 * 1024 && ConfigParser.scanPlainXML($0) != nil }
+        #expect(plain.count >= 4)
+        let seeds = plain + plain.map(crlf)  // and the same files with CRLF line ends
         let alphabet = Array("<>/!-?&;#=\"' \n\r\tAxz09_:.[]]".utf8) + [0x00, 0x7F, 0x80, 0xC3, 0xED, 0xEF, 0xFF]
         // Whole characters too, so that UTF-8 text reaches the scanner: some XML allows, some it does not.
         let characters = ["ü", "€", "日本", "😀", "\u{A0}", "\u{85}", "\u{FFFD}", "\u{FFFE}", "\u{FFFF}", "\u{10FFFF}"]
