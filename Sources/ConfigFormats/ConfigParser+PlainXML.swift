@@ -14,8 +14,38 @@
 extension ConfigParser {
     /// The document the libxml2 reader makes of `bytes`, when they are plain XML; nil: let libxml2 read them.
     package static func scanPlainXML(_ bytes: [UInt8]) -> ConfigDocument? {
-        PlainXMLScanner.read(bytes, keepingOrder: false)?.document
+        PlainXMLScanner.read(bytes)
     }
+
+    /// What the scanner reads of `bytes` when asked for file order: every parameter in file order, with no
+    /// dictionaries made; nil: not plain XML.
+    package static func scanPlainXMLInOrder(_ bytes: [UInt8]) -> FileOrder? {
+        PlainXMLScanner.readInOrder(bytes).map { .scanned($0) }
+    }
+
+    /// The document `parse` makes of a file the scanner read in file order (`FileOrder.scanned`): its parameters by
+    /// name, a parameter set twice taking the last value with a warning, as the readers do.
+    package static func document(of scanned: ScannedEntries) -> ConfigDocument {
+        var entries = XMLEntries(size: scanned.entries.count * 48)
+        for entry in scanned.entries { entries.add(entry) }
+        return entries.document(hasInitialSection: scanned.hasInitialSection)
+    }
+}
+
+/// A plain XML file as the scanner read it in file order, before any dictionary is made.
+package struct ScannedEntries: Sendable {
+    /// Every parameter in file order: `<Initial>` ones (section `.initial`) and ones set twice included.
+    package var entries: [ConfigEntry]
+    /// The file had an `<Initial>` element.
+    package var hasInitialSection: Bool
+}
+
+/// A file read for a fleet phone's own configuration (`ConfigParser.parseInFileOrder`).
+package enum FileOrder: Sendable {
+    /// Plain XML, read by the scanner: the entries in file order (`ConfigParser.document(of:)` makes the document).
+    case scanned(ScannedEntries)
+    /// Any other file (read by libxml2, or Standard Format text): the document.
+    case document(ConfigDocument)
 }
 
 /// The parameters an XML reader has found so far, and its warnings: both readers (the scanner and libxml2's) fill
@@ -59,12 +89,21 @@ struct XMLEntries {
 
 /// Gives up (returns nil from `read`) rather than decide anything libxml2 should decide.
 struct PlainXMLScanner {
-    /// The document, and with `keepingOrder` its entries in file order when every one of them is in `device` (no
-    /// `<Initial>` part, no parameter set twice); nil when the bytes are not plain XML.
-    static func read(_ bytes: [UInt8], keepingOrder: Bool) -> (document: ConfigDocument, order: [ConfigEntry]?)? {
+    /// The document; nil when the bytes are not plain XML.
+    static func read(_ bytes: [UInt8]) -> ConfigDocument? {
         bytes.withUnsafeBufferPointer { buffer in
-            var scanner = PlainXMLScanner(buffer, keepingOrder: keepingOrder)
+            var scanner = PlainXMLScanner(buffer, inOrder: false)
+            return scanner.scan() ? scanner.entries.document(hasInitialSection: scanner.hasInitialSection) : nil
+        }
+    }
+
+    /// Every parameter in file order, and no dictionary (a fleet phone's own file, whose by-name document is made
+    /// only when its names are new); nil when the bytes are not plain XML.
+    static func readInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
+        bytes.withUnsafeBufferPointer { buffer in
+            var scanner = PlainXMLScanner(buffer, inOrder: true)
             return scanner.scan()
+                ? ScannedEntries(entries: scanner.order, hasInitialSection: scanner.hasInitialSection) : nil
         }
     }
 
@@ -91,12 +130,13 @@ struct PlainXMLScanner {
     private var carried: [UInt8] = []
     private var perm = ""
     private var access = ""
+    /// The parameters by name (unless `inOrder`).
     private var entries: XMLEntries
     private var hasInitialSection = false
     /// A CRLF line end was read: values are then taken without their CRs.
     private var hasCR = false
-    /// Every parameter in file order, when asked for.
-    private let keepingOrder: Bool
+    /// Every parameter in file order instead of `entries`.
+    private let inOrder: Bool
     private var order: [ConfigEntry] = []
     /// The attributes of the start tag being read: names and values as ranges of `b`.
     private var attributes: [(name: Range<Int>, value: Range<Int>)] = []
@@ -108,22 +148,22 @@ struct PlainXMLScanner {
     /// limit is 240 KB), so anything over a megabyte is libxml2's whole.
     private static let maxFileBytes = 1_000_000
 
-    private init(_ buffer: UnsafeBufferPointer<UInt8>, keepingOrder: Bool) {
+    private init(_ buffer: UnsafeBufferPointer<UInt8>, inOrder: Bool) {
         b = buffer
-        self.keepingOrder = keepingOrder
-        entries = XMLEntries(size: buffer.count)
+        self.inOrder = inOrder
+        entries = XMLEntries(size: inOrder ? 0 : buffer.count)
+        if inOrder { order.reserveCapacity(min(buffer.count / 48, 4096)) }
         frames.reserveCapacity(8)
     }
 
-    private mutating func scan() -> (document: ConfigDocument, order: [ConfigEntry]?)? {
-        if keepingOrder { order.reserveCapacity(entries.device.capacity) }
+    /// Reads the whole file; false when it is not plain XML.
+    private mutating func scan() -> Bool {
         do {
             try document()
+            return true
         } catch {
-            return nil
+            return false
         }
-        let whole = keepingOrder && entries.initial.isEmpty && order.count == entries.device.count
-        return (entries.document(hasInitialSection: hasInitialSection), whole ? order : nil)
     }
 
     // MARK: - Document
@@ -358,8 +398,7 @@ struct PlainXMLScanner {
                 line: frame.line,
                 section: frame.inInitial ? .initial : .device
             )
-            entries.add(entry)
-            if keepingOrder { order.append(entry) }
+            if inOrder { order.append(entry) } else { entries.add(entry) }
         } else {
             // Text in a group is ignored with a warning: libxml2's reader words that.
             carried.append(contentsOf: b[textStart..<end])

@@ -10,15 +10,15 @@ internal import CLibXML2
 
 extension ConfigParser {
     /// Parses `<PANASIPPhoneConfig>` XML (spec §2): plain files by the scanner (ConfigParser+PlainXML.swift), any
-    /// other by libxml2, which gives the same document or names the error. With `keepingOrder`, a plain file's
-    /// entries in file order too (`parseKeepingOrder`).
-    static func parseXML(
-        _ bytes: [UInt8],
-        file: String,
-        keepingOrder: Bool
-    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
-        if let scanned = PlainXMLScanner.read(bytes, keepingOrder: keepingOrder) { return scanned }
-        return (try parseXMLWithLibXML2(bytes, file: file), nil)
+    /// other by libxml2, which gives the same document or names the error. In `inOrder`, a plain file's entries in
+    /// file order instead of its document (`parseInFileOrder`).
+    static func parseXML(_ bytes: [UInt8], file: String, inOrder: Bool) throws(ConfigFormatError) -> FileOrder {
+        if inOrder {
+            if let scanned = PlainXMLScanner.readInOrder(bytes) { return .scanned(scanned) }
+        } else if let scanned = PlainXMLScanner.read(bytes) {
+            return .document(scanned)
+        }
+        return .document(try parseXMLWithLibXML2(bytes, file: file))
     }
 
     /// The libxml2 reader alone, for every file the scanner gives up on, and for checking the scanner against it.

@@ -57,19 +57,23 @@ public enum ConfigParser {
         accepting: Set<ConfigFormat> = [.xml],
         limits: [ConfigFormat: Int] = defaultLimits
     ) throws(ConfigFormatError) -> ConfigDocument {
-        try read(bytes, file: file, accepting: accepting, limits: limits, keepingOrder: false).document
+        switch try read(bytes, file: file, accepting: accepting, limits: limits, inOrder: false) {
+        case .document(let document): return document
+        case .scanned(let scanned): return document(of: scanned)  // (only read in file order when asked)
+        }
     }
 
-    /// `parse`, and for a plain XML file with no `<Initial>` part and no parameter set twice, its entries in file
-    /// order: a fleet's per-phone files come from one template, so the merge can put them in name order the way it
-    /// did for the last phone instead of looking each name up (nil: any other file).
-    package static func parseKeepingOrder(
+    /// `parse` for a fleet phone's own file: a plain XML file's entries in file order, before any dictionary is made
+    /// (a fleet's per-phone files come from one template, so the merge can put them in name order the way it did for
+    /// the last phone, and the document is made only for a file whose names are new); any other file's document.
+    /// The checks and errors are `parse`'s.
+    package static func parseInFileOrder(
         _ bytes: [UInt8],
         file: String,
         accepting: Set<ConfigFormat>,
         limits: [ConfigFormat: Int]
-    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
-        try read(bytes, file: file, accepting: accepting, limits: limits, keepingOrder: true)
+    ) throws(ConfigFormatError) -> FileOrder {
+        try read(bytes, file: file, accepting: accepting, limits: limits, inOrder: true)
     }
 
     /// Detection, the model's formats and the size limit, then the format's reader.
@@ -78,8 +82,8 @@ public enum ConfigParser {
         file: String,
         accepting: Set<ConfigFormat>,
         limits: [ConfigFormat: Int],
-        keepingOrder: Bool
-    ) throws(ConfigFormatError) -> (document: ConfigDocument, order: [ConfigEntry]?) {
+        inOrder: Bool
+    ) throws(ConfigFormatError) -> FileOrder {
         guard let format = detect(bytes) else { throw unrecognised(bytes, file: file, accepting: accepting) }
         guard accepting.contains(format) else {
             let accepted = ConfigFormat.allCases.filter { accepting.contains($0) }.map(\.rawValue)
@@ -102,8 +106,8 @@ public enum ConfigParser {
             )
         }
         switch format {
-        case .xml: return try parseXML(bytes, file: file, keepingOrder: keepingOrder)
-        case .text: return (try parseStandardFormat(bytes, file: file), nil)
+        case .xml: return try parseXML(bytes, file: file, inOrder: inOrder)
+        case .text: return .document(try parseStandardFormat(bytes, file: file))
         }
     }
 

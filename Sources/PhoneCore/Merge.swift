@@ -20,6 +20,12 @@ public struct MergeInput: Sendable {
         self.init(kind: kind, document: document, fresh: fresh)
         self.run = run
     }
+
+    /// The value the file sets for `name` (either section), from its run when the run stands for the document.
+    func value(_ name: String) -> String? {
+        if let run, run.standsForDocument { return run.value(name) }
+        return (document.device[name] ?? document.initial[name])?.value
+    }
 }
 
 /// A document's entries sorted by name, as the merge reads them: made once for a document many phones share, or
@@ -30,11 +36,19 @@ final class MergeRun: Sendable {
     let initial: ContiguousArray<ParameterTable.Entry>
     /// The run of a document many phones share (product, master, initial file): the memo keeps its merge.
     let common: Bool
+    /// The only copy of the file's parameters: the document beside it was not made (a fleet phone's own file with the
+    /// last one's names), so its values are looked up here (`value(_:)`).
+    let standsForDocument: Bool
 
-    init(device: ContiguousArray<ParameterTable.Entry>, initial: ContiguousArray<ParameterTable.Entry>) {
+    init(
+        device: ContiguousArray<ParameterTable.Entry>,
+        initial: ContiguousArray<ParameterTable.Entry>,
+        standsForDocument: Bool = false
+    ) {
         self.device = device
         self.initial = initial
         common = false
+        self.standsForDocument = standsForDocument
     }
 
     /// - Parameters:
@@ -53,6 +67,18 @@ final class MergeRun: Sendable {
         device = sorted(document.device)
         initial = sorted(document.initial)
         self.common = common
+        standsForDocument = false
+    }
+
+    /// The value of a device parameter, by binary search of the name-sorted run.
+    func value(_ name: String) -> String? {
+        var low = 0
+        var high = device.count
+        while low < high {
+            let mid = (low + high) / 2
+            if device[mid].name < name { low = mid + 1 } else { high = mid }
+        }
+        return low < device.count && device[low].name == name ? device[low].value : nil
     }
 
     /// A file's entry as a run holds it: `bits` carries the perm/access pair's number (the merge adds the source).
@@ -108,18 +134,25 @@ public final class MergeMemo: Sendable {
         return run
     }
 
-    /// The run of a phone's own file from its entries in file order (every name once, no `<Initial>` part): when
-    /// the names are those of the last phone's file, in the same order, the entries go where that file's went (one
-    /// string comparison per name, no hashing, no sort).
+    /// The run of a phone's own file from its entries in file order, when the names are those of the last phone's
+    /// file (`ownRun(fileOrder:)`), in the same order and all device parameters: the entries go where that file's
+    /// went (one string comparison per name, no hashing, no sort). The names being the last file's, none is set
+    /// twice, so the file's document is these entries by name: the run stands for it (`standsForDocument`).
+    func ownRun(sameNamesAs entries: [ConfigEntry]) -> MergeRun? {
+        guard let last = ownOrder.withLock({ $0 }), last.names.count == entries.count,
+            zip(last.names, entries).allSatisfy({ $0 == $1.name && $1.section == .device })
+        else { return nil }
+        var out = ContiguousArray<ParameterTable.Entry>()
+        out.reserveCapacity(entries.count)
+        for (index, name) in last.sorted { out.append(MergeRun.entry(name, entries[index])) }
+        return MergeRun(device: out, initial: [], standsForDocument: true)
+    }
+
+    /// The run of a phone's own file from its entries in file order (every name once, no `<Initial>` part), sorted
+    /// by name; its names and their order are kept for the next phone's file (`ownRun(sameNamesAs:)`).
     func ownRun(fileOrder entries: [ConfigEntry]) -> MergeRun {
         var out = ContiguousArray<ParameterTable.Entry>()
         out.reserveCapacity(entries.count)
-        if let last = ownOrder.withLock({ $0 }), last.names.count == entries.count,
-            zip(last.names, entries).allSatisfy({ $0 == $1.name })
-        {
-            for (index, name) in last.sorted { out.append(MergeRun.entry(name, entries[index])) }
-            return MergeRun(device: out, initial: [])
-        }
         let sorted = entries.indices.sorted { entries[$0].name < entries[$1].name }
             .map { (index: $0, name: ParameterNames.intern(entries[$0].name)) }
         for (index, name) in sorted { out.append(MergeRun.entry(name, entries[index])) }

@@ -173,14 +173,27 @@ public final class PreparedProfile: Sendable {
         file: String,
         kind: FileKind
     ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
-        let key = kind == .standard ? nil : DocumentCache.key(body)
-        if let key, let hit = documents.lookup(body, key: key) { return hit }
-        let (doc, order) = try ConfigParser.parseKeepingOrder(body, file: file, accepting: formats, limits: limits)
-        if let key, let run = documents.store(body, doc, key: key) { return (doc, run) }
-        // A phone's own file: put in name order as the last one was, when it has the same names. (A product or
-        // master file seen for the first time would only take the standard files' place in that memo.)
-        guard kind == .standard else { return (doc, nil) }
-        return (doc, order.map { merges.ownRun(fileOrder: $0) })
+        guard kind == .standard else {
+            let key = DocumentCache.key(body)
+            if let hit = documents.lookup(body, key: key) { return hit }
+            let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
+            return (doc, documents.store(body, doc, key: key))
+        }
+        // A phone's own file: read in file order, and put in name order as the last one was when it has the same
+        // names; its document is then never made (the run stands for it). (A product or master file seen for the
+        // first time would only take the standard files' place in that memo.)
+        switch try ConfigParser.parseInFileOrder(body, file: file, accepting: formats, limits: limits) {
+        case .document(let doc):
+            return (doc, nil)
+        case .scanned(let scanned):
+            if let run = merges.ownRun(sameNamesAs: scanned.entries) {
+                return (ConfigDocument(format: .xml, hasInitialSection: scanned.hasInitialSection), run)
+            }
+            let doc = ConfigParser.document(of: scanned)
+            // Every name once and none under <Initial>: the names and their order are kept for the next phone.
+            let whole = doc.initial.isEmpty && doc.device.count == scanned.entries.count
+            return (doc, whole ? merges.ownRun(fileOrder: scanned.entries) : nil)
+        }
     }
 
     /// The merge of the shared files, kept from one phone to the next.
@@ -524,11 +537,12 @@ public struct PhoneMachine: Sendable {
             fileUnavailable(kind, url: url, reason: "invalid file: \(problem.reason)", &step)
         case .success(let decoded):
             let doc = decoded.document
+            let count = decoded.run.flatMap { $0.standsForDocument ? $0.device.count : nil }  // no document made
             step.log(
                 .info,
                 "fetched",
                 "\(kind.rawValue) file downloaded: \(body.count) bytes\(decoded.encrypted ? ", decrypted" : ""), "
-                    + "\(doc.device.count + doc.initial.count) parameter(s)",
+                    + "\(count ?? doc.device.count + doc.initial.count) parameter(s)",
                 [
                     "file": kind.rawValue, "url": redactURL(url), "status": String(status),
                     "bytes": String(body.count), "encrypted": decoded.encrypted ? "yes" : "no",
@@ -537,7 +551,9 @@ public struct PhoneMachine: Sendable {
             for w in doc.warnings {
                 step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
             }
-            if !decoded.encrypted { checkKeyExposure(kind: kind, document: doc, url: url, &step) }
+            if !decoded.encrypted {
+                checkKeyExposure(kind: kind, key: decoded.deviceValue("CFG_FILE_KEY"), url: url, &step)
+            }
             cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true, run: decoded.run))
             // The saved copy is the file as applied (decrypted): it must stand in even after a key rotation.
             let saved = profile.shared?.savedBody(decoded.plaintext, kind: kind) ?? SavedBody(decoded.plaintext)
@@ -658,11 +674,13 @@ public struct PhoneMachine: Sendable {
 
     /// Spec §5, conformance: the server must delete the plain standard file after the first download, and files
     /// after the key is set come encrypted.
-    private mutating func checkKeyExposure(kind: FileKind, document: ConfigDocument, url: String, _ step: inout Step) {
+    ///
+    /// - Parameter key: the file's `CFG_FILE_KEY` (outside `<Initial>`), if it sets one.
+    private mutating func checkKeyExposure(kind: FileKind, key: String?, url: String, _ step: inout Step) {
         let held = flash.fileKey?.key
         switch kind {
         case .standard:
-            guard let key = document.device["CFG_FILE_KEY"]?.value, !key.isEmpty else { return }
+            guard let key, !key.isEmpty else { return }
             if key == held {
                 step.log(
                     .warning,
@@ -695,6 +713,12 @@ public struct PhoneMachine: Sendable {
         var run: MergeRun?
         var plaintext: [UInt8]
         var encrypted: Bool
+
+        /// A device parameter's value, from the run when it stands for the document.
+        func deviceValue(_ name: String) -> String? {
+            if let run, run.standsForDocument { return run.value(name) }
+            return document.device[name]?.value
+        }
     }
 
     /// Why a file is invalid: decryption or parsing.
@@ -972,7 +996,7 @@ public struct PhoneMachine: Sendable {
         if let c = cycle {
             for kind in [FileKind.standard, .product, .master, .initial] {
                 for input in c.inputs where input.kind == kind {
-                    if let e = input.document.device[name] ?? input.document.initial[name] { return e.value }
+                    if let value = input.value(name) { return value }
                 }
             }
         }

@@ -1,3 +1,4 @@
+import ConfigFormats
 import Testing
 import VPhoneTesting
 
@@ -22,6 +23,13 @@ struct FleetSharingTests {
             ("PHONEBOOK_NAME\(k)", k % 4 == 0 ? "Contact \(k) of phone \(i) gen \(generation)" : "Contact \(k)")
         }
         entries += [("SIP_AUTHID_1", "100\(i)"), ("DISPLAY_NAME_1", "Phone \(i)")]
+        // Values the phone reads from the standard file while the cycle runs: the next fetches' User-Agent and
+        // credentials, and the file key. A phone whose file has the last one's names has no document made for it:
+        // these must come from its run.
+        entries += [
+            ("HTTP_USER_AGENT", "Fleet-{MAC}-\(i)"), ("HTTP_AUTH_ID", "user\(i)"), ("HTTP_AUTH_PASSWORD", "pass\(i)"),
+            ("CFG_FILE_KEY", "key-of-phone-\(i)-0123456789abcdef"),
+        ]
         // Phone 3's file has names of its own: the merge plan kept for the template's names must not be used for
         // it, nor its own plan for phone 4.
         if i == 3 { entries += [("AAA_FIRST_NAME", "only phone 3"), ("NTP_ADDR", "ntp.phone3")] }
@@ -54,6 +62,7 @@ struct FleetSharingTests {
                 step(&alone)
                 step(&fleet)
                 #expect(alone.flash == fleet.flash)
+                #expect(alone.fetched == fleet.fetched)
                 #expect(alone.events == fleet.events && alone.reports == fleet.reports)
                 #expect(alone.flash.parameters.dictionary == fleet.flash.parameters.dictionary)
                 for kind in FileKind.allCases {
@@ -130,6 +139,49 @@ struct FleetSharingTests {
         #expect(shared.merges.hits.load(ordering: .relaxed) >= 2)
     }
 
+    @Test("a phone's own file with the last one's names: no document is made, and its run answers as the document")
+    func ownFileWithTheLastNamesHasItsRunStandForItsDocument() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        func parsed(_ text: String) throws -> (document: ConfigDocument, run: MergeRun?) {
+            try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard)
+        }
+        let first = try parsed(Self.standard(1))
+        #expect(first.run?.standsForDocument == false && !first.document.device.isEmpty)
+        let second = try parsed(Self.standard(2))
+        let reference = try ConfigParser.parse(Array(Self.standard(2).utf8), file: "standard")
+        guard let run = second.run else {
+            Issue.record("no run for a file with the last one's names")
+            return
+        }
+        #expect(run.standsForDocument && second.document.device.isEmpty && second.document.warnings.isEmpty)
+        #expect(run.device.count == reference.device.count)
+        for (name, entry) in reference.device {
+            #expect(run.value(name) == entry.value, "\(name)")
+            #expect(
+                MergeInput(kind: .standard, document: second.document, fresh: true, run: run).value(name) == entry.value
+            )
+        }
+        for absent in ["AAA", "NTP_ADDR", "ZZZ_LAST", "PHONEBOOK_NAME", ""] { #expect(run.value(absent) == nil) }
+        // New names (phone 3), the same names in another order (phone 5): a document again, and the new order kept.
+        let stands = try [3, 5, 5].map { try parsed(Self.standard($0)).run?.standsForDocument }
+        #expect(stands == [false, false, true])
+        // The last names in the last order, but the first one under <Initial>; a name set twice: the document is
+        // made, as `parse` makes it.
+        let template = Self.standard(5)
+        #expect(template.hasPrefix("<PANASIPPhoneConfig>\n<Device>\n<CFG_FILE_KEY>"))
+        let underInitial = template.replacingOccurrences(
+            of: "<Device>\n<CFG_FILE_KEY>",
+            with: "<Initial><CFG_FILE_KEY>"
+        )
+        .replacingOccurrences(of: "</CFG_FILE_KEY>\n", with: "</CFG_FILE_KEY></Initial><Device>\n")
+        let twice = template.replacingOccurrences(of: "HTTP_AUTH_PASSWORD>", with: "CFG_FILE_KEY>")
+        for text in [underInitial, twice] {
+            let made = try parsed(text)
+            #expect(made.run?.standsForDocument != true)
+            #expect(made.document == (try ConfigParser.parse(Array(text.utf8), file: "standard")))
+        }
+    }
+
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
     func standardFileSeenAgainStaysOwn() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
@@ -138,7 +190,9 @@ struct FleetSharingTests {
         let again = try prepared.parsed(standard, file: "standard", kind: .standard)
         #expect(!prepared.documents.holds(standard))
         #expect(first.run?.common == false && again.run?.common == false)
-        #expect(again.document == first.document && again.run?.device == first.run?.device)
+        #expect(again.run?.device == first.run?.device)
+        // The second time its names are the last file's: its run stands for its document.
+        #expect(first.run?.standsForDocument == false && again.run?.standsForDocument == true)
         // The same bytes as a master file are shared from the second sighting on.
         _ = try prepared.parsed(standard, file: "master", kind: .master)
         #expect(try prepared.parsed(standard, file: "master", kind: .master).run?.common == true)
