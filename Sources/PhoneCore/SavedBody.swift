@@ -90,6 +90,8 @@ final class DeltaReference: Sendable {
 /// `[len << 1, bytes...]` is a literal (both numbers are LEB128 varints).
 enum BodyDelta {
     static let minimumMatch = 8
+    /// How far past a changed byte the reference is looked for where the same-length assumption puts it.
+    static let maxResync = 24
 
     static func encode(_ target: [UInt8], against reference: DeltaReference) -> [UInt8] {
         var ops: [UInt8] = []
@@ -130,8 +132,20 @@ enum BodyDelta {
                         }
                     }
                     guard bestLen >= minimumMatch else {
-                        i += 1
-                        expected += 1
+                        // A value changed in place (same length, as per-phone values mostly are): the reference
+                        // resumes a few bytes on. Finding that by comparing forward costs no index probe (a cache miss
+                        // each) at every changed byte.
+                        var skip = 1
+                        while skip <= maxResync && i + skip + minimumMatch <= t.count && expected + skip < r.count
+                            && matchLength(expected + skip, i + skip) < minimumMatch
+                        {
+                            skip += 1
+                        }
+                        if skip > maxResync || i + skip + minimumMatch > t.count || expected + skip >= r.count {
+                            skip = 1
+                        }
+                        i += skip
+                        expected += skip
                         continue
                     }
                     // Grow the match backwards over literal bytes that the reference has too.
