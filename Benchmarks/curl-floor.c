@@ -4,16 +4,19 @@
  * N "phones", each fetching the initial file, its standard file (Config{MAC}.cfg), the product file and the
  * master file one after another, every GET on a fresh connection with `Connection: close`, as `vphone fleet`
  * does by default, on L loop threads (each its own CURLM, pooled easy handles reset between transfers, at most
- * IN_FLIGHT transfers per loop). The body is copied into a growing buffer and dropped: no parsing, no
- * decryption, no merge, no flash. The same libcurl options as vphone's transfers (Sources/Transport/
- * CurlTransfer.swift) that matter for plain HTTP are set.
+ * IN_FLIGHT transfers per loop, 256 as vphone's --max-in-flight). The body is copied into a growing buffer and
+ * dropped: no parsing, no decryption, no merge, no flash. The libcurl options of vphone's transfers
+ * (Sources/Transport/CurlTransfer.swift) that matter for plain HTTP are set, with the KX-UTG300 profile's timeouts
+ * and size cap, and no proxy from the environment.
  *
  * Its request rate against wrk's is the ceiling for any libcurl-based fleet on this machine: what vphone's phone
  * logic can spend is the gap between this program and vphone. scripts/bench-fleet builds and runs it ("floor").
  *
  * Build: cc -O2 -o curl-floor Benchmarks/curl-floor.c -lcurl -lpthread
- * Usage: curl-floor BASE_URL COUNT [LOOPS [IN_FLIGHT_PER_LOOP]]     e.g. curl-floor http://127.0.0.1:18780 10000 2 128
+ * Usage: curl-floor BASE_URL COUNT [LOOPS [IN_FLIGHT_PER_LOOP]]     e.g. curl-floor http://127.0.0.1:18780 10000 2 256
  * Prints one JSON object: phones, requests, failed, duration_s, phones_per_s, requests_per_s, cpu_ms_per_phone.
+ * Exit 0, or 1 when a transfer failed (a phone stops at its first failure), 64 for bad arguments, 70 when libcurl
+ * cannot be set up.
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -60,7 +63,8 @@ static size_t onBody(char *ptr, size_t size, size_t n, void *user) {
     return len;
 }
 
-static void startStep(CURLM *multi, Loop *loop, Phone *p, CURL **pool, int *pooled) {
+/* Starts the phone's current GET; 0 when libcurl could not (the caller counts the phone failed). */
+static int startStep(CURLM *multi, Loop *loop, Phone *p, CURL **pool, int *pooled) {
     char url[512];
     switch (p->step) {
     case 0: snprintf(url, sizeof url, "%s/KX-UTG300.cfg", loop->base); break;
@@ -71,6 +75,7 @@ static void startStep(CURLM *multi, Loop *loop, Phone *p, CURL **pool, int *pool
     char agent[96];
     snprintf(agent, sizeof agent, "Panasonic_KX-UTG300/03.210 (0080f0%06x)", 1 + p->index);
     CURL *e = *pooled > 0 ? pool[--*pooled] : curl_easy_init();
+    if (!e) return 0;
     p->easy = e;
     p->body.size = 0;
     curl_easy_setopt(e, CURLOPT_PRIVATE, p);
@@ -78,19 +83,24 @@ static void startStep(CURLM *multi, Loop *loop, Phone *p, CURL **pool, int *pool
     curl_easy_setopt(e, CURLOPT_USERAGENT, agent);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https,tftp,ftp");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)1048576);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)245760);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, onBody);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &p->body);
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, closeHeader);
-    curl_multi_add_handle(multi, e);
+    if (curl_multi_add_handle(multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        return 0;
+    }
+    return 1;
 }
 
 static void *run(void *arg) {
@@ -98,14 +108,22 @@ static void *run(void *arg) {
     CURLM *multi = curl_multi_init();
     Phone *phones = calloc((size_t)loop->count, sizeof(Phone));
     CURL **pool = calloc((size_t)loop->inFlight, sizeof(CURL *));
+    if (!multi || !phones || !pool) {
+        fprintf(stderr, "curl-floor: out of memory setting up a loop\n");
+        exit(70);
+    }
     int pooled = 0, next = 0, running = 0, done = 0;
     while (done < loop->count) {
         while (running < loop->inFlight && next < loop->count) {
             Phone *p = &phones[next];
             p->index = loop->first + next * loop->stride;
-            startStep(multi, loop, p, pool, &pooled);
             next++;
-            running++;
+            if (startStep(multi, loop, p, pool, &pooled)) {
+                running++;
+            } else {
+                loop->failed++;
+                done++;
+            }
         }
         int still;
         curl_multi_perform(multi, &still);
@@ -128,9 +146,11 @@ static void *run(void *arg) {
             } else {
                 p->step++;
             }
-            if (p->step < 4) {
-                startStep(multi, loop, p, pool, &pooled);
-            } else {
+            if (p->step < 4 && !startStep(multi, loop, p, pool, &pooled)) {
+                loop->failed++;
+                p->step = 4;
+            }
+            if (p->step >= 4) {
                 free(p->body.data);
                 p->body.data = NULL;
                 running--;
@@ -159,20 +179,30 @@ int main(int argc, char **argv) {
     }
     int count = atoi(argv[2]);
     int loops = argc > 3 ? atoi(argv[3]) : 2;
-    int inFlight = argc > 4 ? atoi(argv[4]) : 128;
+    int inFlight = argc > 4 ? atoi(argv[4]) : 256;
     if (count < 1 || loops < 1 || inFlight < 1) {
         fprintf(stderr, "curl-floor: COUNT, LOOPS and IN_FLIGHT_PER_LOOP must be positive integers\n");
         return 64;
     }
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "curl-floor: curl_global_init failed\n");
+        return 70;
+    }
     closeHeader = curl_slist_append(NULL, "Connection: close");
     Loop *all = calloc((size_t)loops, sizeof(Loop));
     pthread_t *threads = calloc((size_t)loops, sizeof(pthread_t));
+    if (!closeHeader || !all || !threads) {
+        fprintf(stderr, "curl-floor: out of memory\n");
+        return 70;
+    }
     double start = now();
     for (int i = 0; i < loops; i++) {
         all[i] = (Loop){.base = argv[1], .first = i, .stride = loops, .inFlight = inFlight,
                         .count = count / loops + (i < count % loops ? 1 : 0)};
-        pthread_create(&threads[i], NULL, run, &all[i]);
+        if (pthread_create(&threads[i], NULL, run, &all[i]) != 0) {
+            fprintf(stderr, "curl-floor: cannot start loop thread %d\n", i);
+            return 70;
+        }
     }
     long requests = 0, failed = 0;
     for (int i = 0; i < loops; i++) {
