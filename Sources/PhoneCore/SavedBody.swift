@@ -90,8 +90,10 @@ final class DeltaReference: Sendable {
 /// `[len << 1, bytes...]` is a literal (both numbers are LEB128 varints).
 enum BodyDelta {
     static let minimumMatch = 8
-    /// How far past a changed byte the reference is looked for where the same-length assumption puts it.
+    /// How far past a changed byte the reference is looked for where the same-length assumption puts it, and how
+    /// long the match found there must be.
     static let maxResync = 24
+    static let resyncMatch = 24
 
     static func encode(_ target: [UInt8], against reference: DeltaReference) -> [UInt8] {
         var ops: [UInt8] = []
@@ -109,6 +111,19 @@ enum BodyDelta {
                         UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: t[i...]))
                     )
                 }
+                /// How far on from `i` the reference resumes at `expected`, for `resyncMatch` bytes at least (or to the
+                /// end): shorter runs are as likely chance (a closing tag, a name's common prefix) as a resumed copy,
+                /// and the index finds better.
+                func resync(_ i: Int, _ expected: Int) -> Int? {
+                    for skip in 1...maxResync {
+                        guard i + skip + minimumMatch <= t.count, expected + skip < r.count else { return nil }
+                        let n = matchLength(expected + skip, i + skip)
+                        if n >= resyncMatch || n >= minimumMatch && i + skip + n == t.count { return skip }
+                    }
+                    return nil
+                }
+                // No comparing forward before here: the same-length assumption failed at this point not long ago.
+                var resyncFrom = 0
                 while i + minimumMatch <= t.count {
                     var bestPos = -1
                     var bestLen = 0
@@ -118,6 +133,19 @@ enum BodyDelta {
                             bestPos = expected
                             bestLen = n
                         }
+                    }
+                    if bestLen < minimumMatch && i >= resyncFrom {
+                        // A value changed in place (same length, as per-phone values mostly are): the reference
+                        // resumes a few bytes on. Comparing forward finds that without an index probe (a cache miss
+                        // each) at every changed byte; the bytes up to there are literal.
+                        if let skip = resync(i, expected) {
+                            i += skip
+                            expected += skip
+                            continue
+                        }
+                        // Not a same-length change (new text, a value of another length): probe the index byte by
+                        // byte, and do not compare forward again for the next `maxResync` bytes.
+                        resyncFrom = i + maxResync
                     }
                     if bestLen < 64 && r.count >= DeltaReference.window {
                         let b = (DeltaReference.hash(t, at: i) & reference.mask) * DeltaReference.ways
@@ -132,20 +160,8 @@ enum BodyDelta {
                         }
                     }
                     guard bestLen >= minimumMatch else {
-                        // A value changed in place (same length, as per-phone values mostly are): the reference
-                        // resumes a few bytes on. Finding that by comparing forward costs no index probe (a cache miss
-                        // each) at every changed byte.
-                        var skip = 1
-                        while skip <= maxResync && i + skip + minimumMatch <= t.count && expected + skip < r.count
-                            && matchLength(expected + skip, i + skip) < minimumMatch
-                        {
-                            skip += 1
-                        }
-                        if skip > maxResync || i + skip + minimumMatch > t.count || expected + skip >= r.count {
-                            skip = 1
-                        }
-                        i += skip
-                        expected += skip
+                        i += 1
+                        expected += 1
                         continue
                     }
                     // Grow the match backwards over literal bytes that the reference has too.
