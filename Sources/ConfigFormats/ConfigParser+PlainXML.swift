@@ -19,8 +19,8 @@ extension ConfigParser {
 
     /// What the scanner reads of `bytes` when asked for file order: every parameter in file order, with no
     /// dictionaries made; nil: not plain XML.
-    package static func scanPlainXMLInOrder(_ bytes: [UInt8]) -> FileOrder? {
-        PlainXMLScanner.readInOrder(bytes).map { .scanned($0) }
+    package static func scanPlainXMLInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
+        PlainXMLScanner.readInOrder(bytes)
     }
 
     /// The document `parse` makes of a file the scanner read in file order (`FileOrder.scanned`): its parameters by
@@ -508,9 +508,15 @@ struct PlainXMLScanner {
     /// The CR of a CRLF line end (Windows-made files), which XML reads as the LF alone: moves past the CR, and the LF
     /// is then counted as any other. A CR on its own (which XML also turns into an LF) is libxml2's.
     private mutating func lineEndCR() throws(GiveUp) {
-        guard p + 1 < b.count, b[p + 1] == 0x0A else { throw GiveUp() }
-        hasCR = true
+        guard crlf() else { throw GiveUp() }
         p += 1
+    }
+
+    /// Whether the CR at `p` is one of a CRLF (and notes that the file has one).
+    private mutating func crlf() -> Bool {
+        guard p + 1 < b.count, b[p + 1] == 0x0A else { return false }
+        hasCR = true
+        return true
     }
 
     /// A well-formed UTF-8 sequence (no over-long form, no surrogate, nothing past U+10FFFF), as RFC 3629 table 3-7.
@@ -543,8 +549,7 @@ struct PlainXMLScanner {
             if c == 0x0A {
                 line += 1
             } else if c == 0x0D {
-                guard p + 1 < b.count, b[p + 1] == 0x0A else { break }
-                hasCR = true
+                guard crlf() else { break }
             } else if c != 0x20 && c != 0x09 {
                 break
             }

@@ -4,6 +4,8 @@ import Synchronization
 /// One file's contribution to a merge: its parsed document, and whether it was downloaded in this cycle.
 public struct MergeInput: Sendable {
     public var kind: FileKind
+    /// The parsed file. In a fleet, a phone's own file with the last phone's names has no document made: this is
+    /// then empty and `run` stands for it (`MergeRun.standsForDocument`), so read its values with `value(_:)`.
     public var document: ConfigDocument
     /// True when downloaded in this cycle; false when a saved copy stands in for it (spec §6).
     public var fresh: Bool
@@ -21,10 +23,17 @@ public struct MergeInput: Sendable {
         self.run = run
     }
 
-    /// The value the file sets for `name` (either section), from its run when the run stands for the document.
-    func value(_ name: String) -> String? {
+    /// The value the file sets for `name`, from its run when the run stands for the document (such a file has no
+    /// `<Initial>` part). `initialToo`: also a parameter under `<Initial>`.
+    func value(_ name: String, initialToo: Bool = true) -> String? {
         if let run, run.standsForDocument { return run.value(name) }
-        return (document.device[name] ?? document.initial[name])?.value
+        return (document.device[name] ?? (initialToo ? document.initial[name] : nil))?.value
+    }
+
+    /// How many parameters the file sets.
+    var parameterCount: Int {
+        if let run, run.standsForDocument { return run.device.count }
+        return document.device.count + document.initial.count
     }
 }
 

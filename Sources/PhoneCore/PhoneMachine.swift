@@ -164,6 +164,10 @@ public final class PreparedProfile: Sendable {
     /// Parses a file for this model: the document, and its entries sorted for the merge. Parsing is a pure function
     /// of the bytes, so a file that many phones of a fleet download (the product, master and initial files) is
     /// parsed once and its document shared: the phones then also share the strings of their effective values.
+    /// A phone's own (standard) file with the names of the last one parsed here, in the same order, has no document
+    /// made: the document returned is empty and the run stands for it (`MergeRun.standsForDocument`; read values
+    /// through `MergeInput.value`). So what is returned for a standard file depends on the file before it; what it
+    /// holds does not.
     ///
     /// - Parameter kind: a standard file is the phone's own and never goes into the memo of shared documents: seen
     ///   again when its phone resyncs, it would otherwise look shared (and be sorted, and break the memo of the
@@ -537,12 +541,12 @@ public struct PhoneMachine: Sendable {
             fileUnavailable(kind, url: url, reason: "invalid file: \(problem.reason)", &step)
         case .success(let decoded):
             let doc = decoded.document
-            let count = decoded.run.flatMap { $0.standsForDocument ? $0.device.count : nil }  // no document made
+            let input = MergeInput(kind: kind, document: doc, fresh: true, run: decoded.run)
             step.log(
                 .info,
                 "fetched",
                 "\(kind.rawValue) file downloaded: \(body.count) bytes\(decoded.encrypted ? ", decrypted" : ""), "
-                    + "\(count ?? doc.device.count + doc.initial.count) parameter(s)",
+                    + "\(input.parameterCount) parameter(s)",
                 [
                     "file": kind.rawValue, "url": redactURL(url), "status": String(status),
                     "bytes": String(body.count), "encrypted": decoded.encrypted ? "yes" : "no",
@@ -552,9 +556,9 @@ public struct PhoneMachine: Sendable {
                 step.log(.warning, "file-warning", "\(name): line \(w.line): \(w.message)", ["file": kind.rawValue])
             }
             if !decoded.encrypted {
-                checkKeyExposure(kind: kind, key: decoded.deviceValue("CFG_FILE_KEY"), url: url, &step)
+                checkKeyExposure(kind: kind, key: input.value("CFG_FILE_KEY", initialToo: false), url: url, &step)
             }
-            cycle?.inputs.append(MergeInput(kind: kind, document: doc, fresh: true, run: decoded.run))
+            cycle?.inputs.append(input)
             // The saved copy is the file as applied (decrypted): it must stand in even after a key rotation.
             let saved = profile.shared?.savedBody(decoded.plaintext, kind: kind) ?? SavedBody(decoded.plaintext)
             cycle?.downloads.append(SavedFile(kind: kind, url: url, savedBody: saved, savedAt: step.now))
@@ -709,16 +713,11 @@ public struct PhoneMachine: Sendable {
 
     /// A decoded file: its parsed document and plain bytes, and whether it came encrypted.
     struct Decoded {
+        /// Empty when `run` stands for it (as in `MergeInput`).
         var document: ConfigDocument
         var run: MergeRun?
         var plaintext: [UInt8]
         var encrypted: Bool
-
-        /// A device parameter's value, from the run when it stands for the document.
-        func deviceValue(_ name: String) -> String? {
-            if let run, run.standsForDocument { return run.value(name) }
-            return document.device[name]?.value
-        }
     }
 
     /// Why a file is invalid: decryption or parsing.

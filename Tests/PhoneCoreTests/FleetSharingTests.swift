@@ -165,8 +165,8 @@ struct FleetSharingTests {
         // New names (phone 3), the same names in another order (phone 5): a document again, and the new order kept.
         let stands = try [3, 5, 5].map { try parsed(Self.standard($0)).run?.standsForDocument }
         #expect(stands == [false, false, true])
-        // The last names in the last order, but the first one under <Initial>; a name set twice: the document is
-        // made, as `parse` makes it.
+        // The last names in the last order, but the first one under <Initial>; a name set twice (the names are then
+        // not the last file's): the document is made, as `parse` makes it.
         let template = Self.standard(5)
         #expect(template.hasPrefix("<PANASIPPhoneConfig>\n<Device>\n<CFG_FILE_KEY>"))
         let underInitial = template.replacingOccurrences(
@@ -180,6 +180,19 @@ struct FleetSharingTests {
             #expect(made.run?.standsForDocument != true)
             #expect(made.document == (try ConfigParser.parse(Array(text.utf8), file: "standard")))
         }
+        // Right after a file that stood: the same file made on Windows (CRLF) stands too, with the same values; one
+        // the scanner leaves to libxml2 (a CR on its own) has its document and no run.
+        #expect(try parsed(Self.standard(6)).run?.standsForDocument == false)
+        #expect(try parsed(Self.standard(7)).run?.standsForDocument == true)
+        let windows = try parsed(Self.standard(8).replacingOccurrences(of: "\n", with: "\r\n"))
+        let unix = try ConfigParser.parse(Array(Self.standard(8).utf8), file: "standard")
+        #expect(windows.run?.standsForDocument == true)
+        for (name, entry) in unix.device { #expect(windows.run?.value(name) == entry.value, "\(name)") }
+        let loneCR = Self.standard(9).replacingOccurrences(of: "</Device>", with: "\r</Device>")
+        let libxml2 = try parsed(loneCR)
+        let reference8 = try ConfigParser.parse(Array(loneCR.utf8), file: "std")
+        #expect(libxml2.run == nil && libxml2.document == reference8)
+        #expect(libxml2.document.device["SIP_AUTHID_1"]?.value == "1009")
     }
 
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
