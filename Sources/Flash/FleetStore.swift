@@ -460,7 +460,7 @@ public final class FleetStore: @unchecked Sendable {
             let (isStored, write) = locked { (stored.contains(mac.value), pending[mac.value]) }
             var newer: [LogEntry] = []
             if let reset = write?.reset { newer.append(reset) }
-            newer += write?.changes.events ?? []
+            newer += write?.events.entries ?? []
             newer = Array(newer.suffix(eventLimit))
             var older: [LogEntry] = []
             if isStored, write?.reset == nil {

@@ -309,6 +309,35 @@ struct FleetStoreTests {
         #expect(store.statistics.batches == 2)
     }
 
+    @Test func pendingEventsPackedInOneBufferComeBackExactly() {
+        let events = [
+            LogEntry(at: at(1), boot: 1, level: .warning, kind: "fetch-failed", message: "Grüße ☎ 😀", fields: [:]),
+            LogEntry(at: at(2), boot: 2, kind: "", message: "", fields: ["url": "http://h/a?b=c&d", "": "é\n\"x\""]),
+            LogEntry(at: PhoneTime(millisecondsSinceEpoch: -5), boot: Int.max, level: .debug, kind: "k", message: "m"),
+        ]
+        var packed = PackedEvents()
+        packed.append(contentsOf: events)
+        #expect(packed.entries == events && packed.count == 3)
+        var more = PackedEvents()
+        more.append(contentsOf: Array(events.reversed()))
+        packed.append(more)
+        #expect(packed.entries == events + events.reversed())
+        packed.keepLast(4)
+        #expect(packed.entries == Array((events + events.reversed()).suffix(4)))
+        packed.keepLast(9)
+        #expect(packed.count == 4)
+        packed.keepLast(0)
+        #expect(packed.isEmpty && packed.entries.isEmpty)
+        packed.append(contentsOf: events)
+        #expect(packed.entries == events)
+        // A write keeps its changes without their events: those are packed.
+        var changes = FlashChanges()
+        changes.events = events
+        changes.bootCount = 4
+        let write = PendingWrite(changes: changes)
+        #expect(write.changes.events.isEmpty && write.changes.bootCount == 4 && write.events.entries == events)
+    }
+
     @Test func eachPhonesEventLogIsTrimmedToItsNewestEntries() throws {
         let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600), eventLimit: 5)
         defer { store.close() }
