@@ -326,24 +326,6 @@ struct PackedEvents {
         var message: String
         var fields: String
 
-        init(_ event: LogEntry) {
-            at = event.at.millisecondsSinceEpoch
-            boot = event.boot
-            level = event.level.rawValue
-            kind = event.kind
-            message = event.message
-            fields = EventFields.encode(event.fields)
-        }
-
-        init(at: Int64, boot: Int, level: String, kind: String, message: String, fields: String) {
-            self.at = at
-            self.boot = boot
-            self.level = level
-            self.kind = kind
-            self.message = message
-            self.fields = fields
-        }
-
         /// The entry, as read back from the row.
         var entry: LogEntry {
             LogEntry(
@@ -417,5 +399,19 @@ struct PackedEvents {
 
     private mutating func put(_ value: UInt64) {
         for k in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))) }
+    }
+}
+
+extension PackedEvents.Row {
+    /// The row of `event` (in an extension, so that the memberwise initializer stays).
+    init(_ event: LogEntry) {
+        self.init(
+            at: event.at.millisecondsSinceEpoch,
+            boot: event.boot,
+            level: event.level.rawValue,
+            kind: event.kind,
+            message: event.message,
+            fields: EventFields.encode(event.fields)
+        )
     }
 }
