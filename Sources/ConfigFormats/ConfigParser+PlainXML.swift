@@ -17,16 +17,10 @@ extension ConfigParser {
         PlainXMLScanner.read(bytes)
     }
 
-    /// What the scanner reads of `bytes` when asked for file order: every parameter in file order, with no
-    /// dictionaries made; nil: not plain XML.
-    package static func scanPlainXMLInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
-        PlainXMLScanner.readInOrder(bytes)
-    }
-
     /// The document `parse` makes of a file the scanner read in file order (`FileOrder.scanned`): its parameters by
     /// name, a parameter set twice taking the last value with a warning, as the readers do.
     package static func document(of scanned: ScannedEntries) -> ConfigDocument {
-        var entries = XMLEntries(size: scanned.entries.count * 48)
+        var entries = XMLEntries(capacity: scanned.entries.count)
         for entry in scanned.entries { entries.add(entry) }
         return entries.document(hasInitialSection: scanned.hasInitialSection)
     }
@@ -55,9 +49,14 @@ struct XMLEntries {
     var device: [String: ConfigEntry]
     var warnings: [ConfigWarning] = []
 
-    /// - Parameter size: the file's size (real device files hold a parameter per 50 to 70 bytes: the dictionary is
-    ///   sized once).
-    init(size: Int) { device = Dictionary(minimumCapacity: min(size / 48, 4096)) }
+    /// - Parameter size: the file's size (the dictionary is sized once, `expectedCount`).
+    init(size: Int) { self.init(capacity: Self.expectedCount(size: size)) }
+
+    /// How many parameters a file of `size` bytes probably holds: real device files hold one per 50 to 70 bytes.
+    static func expectedCount(size: Int) -> Int { min(size / 48, 4096) }
+
+    /// - Parameter capacity: how many parameters there will be.
+    init(capacity: Int) { device = Dictionary(minimumCapacity: capacity) }
 
     /// Adds a leaf. spec §2: inside `<Line idx="n">` its name is `NAME_n` (the caller's), and the same parameter twice
     /// in one XML file means the last one wins, with a warning.
@@ -91,17 +90,14 @@ struct XMLEntries {
 struct PlainXMLScanner {
     /// The document; nil when the bytes are not plain XML.
     static func read(_ bytes: [UInt8]) -> ConfigDocument? {
-        bytes.withUnsafeBufferPointer { buffer in
-            var scanner = PlainXMLScanner(buffer, inOrder: false)
-            return scanner.scan() ? scanner.entries.document(hasInitialSection: scanner.hasInitialSection) : nil
-        }
+        readInOrder(bytes).map(ConfigParser.document(of:))
     }
 
     /// Every parameter in file order, and no dictionary (a fleet phone's own file, whose by-name document is made
     /// only when its names are new); nil when the bytes are not plain XML.
     static func readInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
         bytes.withUnsafeBufferPointer { buffer in
-            var scanner = PlainXMLScanner(buffer, inOrder: true)
+            var scanner = PlainXMLScanner(buffer)
             return scanner.scan()
                 ? ScannedEntries(entries: scanner.order, hasInitialSection: scanner.hasInitialSection) : nil
         }
@@ -130,13 +126,10 @@ struct PlainXMLScanner {
     private var carried: [UInt8] = []
     private var perm = ""
     private var access = ""
-    /// The parameters by name (unless `inOrder`).
-    private var entries: XMLEntries
     private var hasInitialSection = false
     /// A CRLF line end was read: values are then taken without their CRs.
     private var hasCR = false
-    /// Every parameter in file order instead of `entries`.
-    private let inOrder: Bool
+    /// Every parameter in file order.
     private var order: [ConfigEntry] = []
     /// The attributes of the start tag being read: names and values as ranges of `b`.
     private var attributes: [(name: Range<Int>, value: Range<Int>)] = []
@@ -148,11 +141,9 @@ struct PlainXMLScanner {
     /// limit is 240 KB), so anything over a megabyte is libxml2's whole.
     private static let maxFileBytes = 1_000_000
 
-    private init(_ buffer: UnsafeBufferPointer<UInt8>, inOrder: Bool) {
+    private init(_ buffer: UnsafeBufferPointer<UInt8>) {
         b = buffer
-        self.inOrder = inOrder
-        entries = XMLEntries(size: inOrder ? 0 : buffer.count)
-        if inOrder { order.reserveCapacity(min(buffer.count / 48, 4096)) }
+        order.reserveCapacity(XMLEntries.expectedCount(size: buffer.count))
         frames.reserveCapacity(8)
     }
 
@@ -398,7 +389,7 @@ struct PlainXMLScanner {
                 line: frame.line,
                 section: frame.inInitial ? .initial : .device
             )
-            if inOrder { order.append(entry) } else { entries.add(entry) }
+            order.append(entry)
         } else {
             // Text in a group is ignored with a warning: libxml2's reader words that.
             carried.append(contentsOf: b[textStart..<end])

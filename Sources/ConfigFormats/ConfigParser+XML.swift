@@ -9,19 +9,8 @@
 internal import CLibXML2
 
 extension ConfigParser {
-    /// Parses `<PANASIPPhoneConfig>` XML (spec §2): plain files by the scanner (ConfigParser+PlainXML.swift), any
-    /// other by libxml2, which gives the same document or names the error. In `inOrder`, a plain file's entries in
-    /// file order instead of its document (`parseInFileOrder`).
-    static func parseXML(_ bytes: [UInt8], file: String, inOrder: Bool) throws(ConfigFormatError) -> FileOrder {
-        if inOrder {
-            if let scanned = PlainXMLScanner.readInOrder(bytes) { return .scanned(scanned) }
-        } else if let scanned = PlainXMLScanner.read(bytes) {
-            return .document(scanned)
-        }
-        return .document(try parseXMLWithLibXML2(bytes, file: file))
-    }
-
-    /// The libxml2 reader alone, for every file the scanner gives up on, and for checking the scanner against it.
+    /// The `<PANASIPPhoneConfig>` XML reader (spec §2) for every file the plain-XML scanner gives up on
+    /// (ConfigParser+PlainXML.swift): it gives the scanner's document or names the error. Alone, it checks the scanner.
     package static func parseXMLWithLibXML2(
         _ bytes: [UInt8],
         file: String

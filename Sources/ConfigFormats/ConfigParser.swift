@@ -57,9 +57,11 @@ public enum ConfigParser {
         accepting: Set<ConfigFormat> = [.xml],
         limits: [ConfigFormat: Int] = defaultLimits
     ) throws(ConfigFormatError) -> ConfigDocument {
-        switch try read(bytes, file: file, accepting: accepting, limits: limits, inOrder: false) {
-        case .document(let document): return document
-        case .scanned(let scanned): return document(of: scanned)  // (only read in file order when asked)
+        switch try checkedFormat(bytes, file: file, accepting: accepting, limits: limits) {
+        case .xml:
+            if let scanned = PlainXMLScanner.read(bytes) { return scanned }
+            return try parseXMLWithLibXML2(bytes, file: file)
+        case .text: return try parseStandardFormat(bytes, file: file)
         }
     }
 
@@ -73,17 +75,22 @@ public enum ConfigParser {
         accepting: Set<ConfigFormat>,
         limits: [ConfigFormat: Int]
     ) throws(ConfigFormatError) -> FileOrder {
-        try read(bytes, file: file, accepting: accepting, limits: limits, inOrder: true)
+        switch try checkedFormat(bytes, file: file, accepting: accepting, limits: limits) {
+        case .xml:
+            if let scanned = PlainXMLScanner.readInOrder(bytes) { return .scanned(scanned) }
+            return .document(try parseXMLWithLibXML2(bytes, file: file))
+        case .text:
+            return .document(try parseStandardFormat(bytes, file: file))
+        }
     }
 
-    /// Detection, the model's formats and the size limit, then the format's reader.
-    private static func read(
+    /// The file's format, once detection, the model's formats and the size limit have let it through.
+    private static func checkedFormat(
         _ bytes: [UInt8],
         file: String,
         accepting: Set<ConfigFormat>,
-        limits: [ConfigFormat: Int],
-        inOrder: Bool
-    ) throws(ConfigFormatError) -> FileOrder {
+        limits: [ConfigFormat: Int]
+    ) throws(ConfigFormatError) -> ConfigFormat {
         guard let format = detect(bytes) else { throw unrecognised(bytes, file: file, accepting: accepting) }
         guard accepting.contains(format) else {
             let accepted = ConfigFormat.allCases.filter { accepting.contains($0) }.map(\.rawValue)
@@ -105,10 +112,7 @@ public enum ConfigParser {
                 kind: .tooLarge
             )
         }
-        switch format {
-        case .xml: return try parseXML(bytes, file: file, inOrder: inOrder)
-        case .text: return .document(try parseStandardFormat(bytes, file: file))
-        }
+        return format
     }
 
     /// The error for bytes that are neither format, as helpful as the first bytes allow.

@@ -145,7 +145,7 @@ extension FleetStore {
                 try connection.run("DELETE FROM \(table) WHERE mac = ?1", cached: true, key)
             }
             try setBootCount(0, key)
-            try append(reset, key)
+            try append(PackedEvents.Row(reset), key)
         }
         let changes = pending.changes
         if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
@@ -268,10 +268,6 @@ extension FleetStore {
 
     private func setBootCount(_ count: Int, _ key: String) throws(FlashError) {
         try connection.run("UPDATE state SET boot_count = ?2 WHERE mac = ?1", cached: true, key, count)
-    }
-
-    private func append(_ event: LogEntry, _ key: String) throws(FlashError) {
-        try append(PackedEvents.Row(event), key)
     }
 
     private func append(_ event: PackedEvents.Row, _ key: String) throws(FlashError) {

@@ -9,7 +9,8 @@ public struct MergeInput: Sendable {
     public var document: ConfigDocument
     /// True when downloaded in this cycle; false when a saved copy stands in for it (spec §6).
     public var fresh: Bool
-    /// The document's entries sorted by name, when a fleet shares them (nil: the merge sorts them itself).
+    /// The document's entries sorted by name, when made beforehand: for a file the fleet shares, or for a phone's own
+    /// file read in file order (nil: the merge sorts them itself).
     var run: MergeRun?
 
     public init(kind: FileKind, document: ConfigDocument, fresh: Bool) {
@@ -112,15 +113,13 @@ public final class MergeMemo: Sendable {
         var merged: Merge.Layered
     }
     private let last = Mutex<(Key, Value)?>(nil)
-    /// The names of the last phone's own file, sorted and shared: a fleet's standard files come from one template.
-    private let ownNames = Mutex<[String]?>(nil)
-    /// The last phone's own file in file order: its names, and where each name goes in name order.
+    /// The names of the last phone's own file: a fleet's standard files come from one template.
     private let ownOrder = Mutex<OwnOrder?>(nil)
 
     private struct OwnOrder: Sendable {
-        /// The names in file order.
+        /// The names in file order; empty when the file was not read in file order (libxml2, Standard Format).
         var names: [String]
-        /// For each position in name order, the file-order index, and the name (the shared copy).
+        /// For each position in name order, the file-order index (-1 when not known), and the name (the shared copy).
         var sorted: [(index: Int, name: String)]
     }
 
@@ -129,17 +128,19 @@ public final class MergeMemo: Sendable {
     /// The run of a phone's own file: in the order of the last one when it has the same names (no sort, and the
     /// names are the shared copies), else sorted, and its names kept for the next phone.
     func ownRun(_ document: ConfigDocument) -> MergeRun {
-        if document.initial.isEmpty, let names = ownNames.withLock({ $0 }), names.count == document.device.count {
+        if document.initial.isEmpty, let last = ownOrder.withLock({ $0 }), last.sorted.count == document.device.count {
             var entries = ContiguousArray<ParameterTable.Entry>()
-            entries.reserveCapacity(names.count)
-            for name in names {
+            entries.reserveCapacity(last.sorted.count)
+            for (_, name) in last.sorted {
                 guard let e = document.device[name] else { break }
                 entries.append(MergeRun.entry(name, e))
             }
-            if entries.count == names.count { return MergeRun(device: entries, initial: []) }
+            if entries.count == last.sorted.count { return MergeRun(device: entries, initial: []) }
         }
         let run = MergeRun(document, interned: true, common: false)
-        if document.initial.isEmpty { ownNames.withLock { $0 = run.device.map(\.name) } }
+        if document.initial.isEmpty {
+            ownOrder.withLock { $0 = OwnOrder(names: [], sorted: run.device.map { (index: -1, name: $0.name) }) }
+        }
         return run
     }
 
@@ -149,6 +150,7 @@ public final class MergeMemo: Sendable {
     /// twice, so the file's document is these entries by name: the run stands for it (`standsForDocument`).
     func ownRun(sameNamesAs entries: [ConfigEntry]) -> MergeRun? {
         guard let last = ownOrder.withLock({ $0 }), last.names.count == entries.count,
+            last.sorted.count == entries.count,
             zip(last.names, entries).allSatisfy({ $0 == $1.name && $1.section == .device })
         else { return nil }
         var out = ContiguousArray<ParameterTable.Entry>()
@@ -222,11 +224,13 @@ public enum Merge {
     ) -> MergeResult {
         // The layers, strongest first: each file's entries sorted by name (the initial file's <Initial> section,
         // CfgFiles and Certs, is part of the phone's settings too, after its device section).
-        var layers: [(entries: ContiguousArray<ParameterTable.Entry>, source: UInt8, input: Int, run: MergeRun?)] = []
+        // `common`: the run, when the fleet shares it (the merge of those layers is kept).
+        var layers: [(entries: ContiguousArray<ParameterTable.Entry>, source: UInt8, input: Int, common: MergeRun?)] =
+            []
         for kind in [FileKind.standard, .product, .master, .initial] {
             for (index, input) in files.enumerated() where input.kind == kind {
                 let run =
-                    input.run ?? memo?.ownRun(input.document)
+                    input.run ?? (input.kind == .standard ? memo?.ownRun(input.document) : nil)
                     ?? MergeRun(input.document, interned: false, common: false)
                 let source = ParameterTable.sourceIndex(ParameterSource(kind))
                 let common = run.common ? run : nil
@@ -246,13 +250,13 @@ public enum Merge {
         // The layers every phone of a fleet shares come last (product, master, initial): their merge is kept.
         var firstShared = layers.count
         if !recordShadowed, memo != nil {
-            while firstShared > 0 && layers[firstShared - 1].run != nil { firstShared -= 1 }
+            while firstShared > 0 && layers[firstShared - 1].common != nil { firstShared -= 1 }
         }
         var merged = Layered()
         if let memo, layers.count - firstShared >= 2 {
             let key = MergeMemo.Key(
                 first: firstShared,
-                layers: layers[firstShared...].map { l in ObjectIdentifier(l.run!) },
+                layers: layers[firstShared...].map { l in ObjectIdentifier(l.common!) },
                 sources: layers[firstShared...].map(\.source)
             )
             if let kept = memo.lookup(key) {
@@ -262,7 +266,7 @@ public enum Merge {
                 for l in (firstShared + 1)..<layers.count {
                     merged = combine(merged, single(l), record: false, shadowed: &shadowed)
                 }
-                memo.store(key, MergeMemo.Value(runs: layers[firstShared...].compactMap(\.run), merged: merged))
+                memo.store(key, MergeMemo.Value(runs: layers[firstShared...].compactMap(\.common), merged: merged))
             }
             // The phone's own layers, weakest first, each over what is merged so far.
             for l in stride(from: firstShared - 1, through: 0, by: -1) {
