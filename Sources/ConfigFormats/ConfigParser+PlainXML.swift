@@ -10,6 +10,11 @@
 // attribute, a wrong root, a bad `<Line idx>`, stray text, anything not well-formed) it gives up and the file goes to libxml2, which accepts it or names the error. So it never accepts
 // what libxml2 refuses and never reports an error of its own: `scanPlainXML` returns a document only when libxml2
 // would return the same one, and the `config-xml` fuzz target checks exactly that on every input it tries.
+//
+// A fleet's per-phone files come from one template and differ in a few values. The last phone's file is kept
+// (`PlainXMLTemplate`), and the next one is first read against it: its bytes outside the parameters' texts must be
+// the template's, and only the texts are read, by the scanner's own text reader (`values(_:like:)`). The fuzz
+// target checks that whatever is read this way is what the scanner reads.
 
 extension ConfigParser {
     /// The document the libxml2 reader makes of `bytes`, when they are plain XML; nil: let libxml2 read them.
@@ -32,6 +37,19 @@ package struct ScannedEntries: Sendable {
     package var entries: [ConfigEntry]
     /// The file had an `<Initial>` element.
     package var hasInitialSection: Bool
+    /// The file as a template for the next one (`ConfigParser.values(_:like:file:accepting:limits:)`).
+    package var template: PlainXMLTemplate
+}
+
+/// A plain XML file kept so that the next file made from the same template (a fleet's per-phone files differ in a
+/// few values) is read by comparing its layout bytes with this one's and reading only its parameters' texts.
+package struct PlainXMLTemplate: Sendable {
+    package let body: [UInt8]
+    /// Each parameter's text in file order: its range in `body`, from its start tag's end to its end tag; nil for
+    /// an empty-element tag (`<NAME/>`), whose empty value is part of the layout.
+    let texts: [Range<Int>?]
+    /// The file had an `<Initial>` element.
+    package let hasInitialSection: Bool
 }
 
 /// A file read for a fleet phone's own configuration (`ConfigParser.parseInFileOrder`).
@@ -98,8 +116,57 @@ struct PlainXMLScanner {
     static func readInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
         bytes.withUnsafeBufferPointer { buffer in
             var scanner = PlainXMLScanner(buffer)
-            return scanner.scan()
-                ? ScannedEntries(entries: scanner.order, hasInitialSection: scanner.hasInitialSection) : nil
+            let expected = XMLEntries.expectedCount(size: buffer.count)
+            scanner.order.reserveCapacity(expected)
+            scanner.texts.reserveCapacity(expected)
+            guard scanner.scan() else { return nil }
+            let template = PlainXMLTemplate(
+                body: bytes,
+                texts: scanner.texts,
+                hasInitialSection: scanner.hasInitialSection
+            )
+            return ScannedEntries(
+                entries: scanner.order,
+                hasInitialSection: scanner.hasInitialSection,
+                template: template
+            )
+        }
+    }
+
+    /// The values of the parameters of `bytes` in file order, when the bytes are `template`'s file with other texts;
+    /// nil otherwise (then the file is read).
+    ///
+    /// Every byte outside the texts must be the template's, and each text is read by `text()`, as the scanner reads
+    /// it, with no line end in it (the lines of the later parameters would move). The scanner reading these bytes
+    /// would then go through the same states as it did for the template, so it would find the same parameters, with
+    /// these values, and no more.
+    static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> [String]? {
+        guard bytes.count <= Self.maxFileBytes else { return nil }
+        return bytes.withUnsafeBufferPointer { buffer in
+            template.body.withUnsafeBufferPointer { layout -> [String]? in
+                var scanner = PlainXMLScanner(buffer)
+                var values: [String] = []
+                values.reserveCapacity(template.texts.count)
+                var from = 0
+                for text in template.texts {
+                    guard let text else {
+                        values.append("")
+                        continue
+                    }
+                    guard scanner.skip(layout[from..<text.lowerBound]) else { return nil }
+                    scanner.textStart = scanner.p
+                    do {
+                        try scanner.text()
+                    } catch {
+                        return nil
+                    }
+                    guard scanner.line == 1 else { return nil }
+                    values.append(scanner.leafText(end: scanner.p))
+                    from = text.upperBound
+                }
+                guard scanner.skip(layout[from...]), scanner.p == buffer.count else { return nil }
+                return values
+            }
         }
     }
 
@@ -114,6 +181,8 @@ struct PlainXMLScanner {
         var inInitial: Bool
         var lineIndex: Int?
         var hasElementChild = false
+        /// Where its content starts: right after its start tag.
+        var contentStart = 0
     }
 
     private let b: UnsafeBufferPointer<UInt8>
@@ -131,6 +200,8 @@ struct PlainXMLScanner {
     private var hasCR = false
     /// Every parameter in file order.
     private var order: [ConfigEntry] = []
+    /// Every parameter's text, as `PlainXMLTemplate.texts` holds it.
+    private var texts: [Range<Int>?] = []
     /// The attributes of the start tag being read: names and values as ranges of `b`.
     private var attributes: [(name: Range<Int>, value: Range<Int>)] = []
 
@@ -143,8 +214,6 @@ struct PlainXMLScanner {
 
     private init(_ buffer: UnsafeBufferPointer<UInt8>) {
         b = buffer
-        order.reserveCapacity(XMLEntries.expectedCount(size: buffer.count))
-        frames.reserveCapacity(8)
     }
 
     /// Reads the whole file; false when it is not plain XML.
@@ -296,7 +365,17 @@ struct PlainXMLScanner {
 
         guard let parent = frames.last else {
             guard equal(nameStart..<nameEnd, "PANASIPPhoneConfig") else { throw GiveUp() }
-            frames.append(Frame(nameStart: nameStart, nameEnd: nameEnd, line: tagLine, role: .root, inInitial: false))
+            frames.reserveCapacity(8)
+            frames.append(
+                Frame(
+                    nameStart: nameStart,
+                    nameEnd: nameEnd,
+                    line: tagLine,
+                    role: .root,
+                    inInitial: false,
+                    contentStart: p
+                )
+            )
             textStart = p
             if selfClosing { try endElement() }
             return
@@ -311,7 +390,8 @@ struct PlainXMLScanner {
             line: tagLine,
             role: .other,
             inInitial: parent.inInitial,
-            lineIndex: parent.lineIndex
+            lineIndex: parent.lineIndex,
+            contentStart: p
         )
         let name = nameStart..<nameEnd
         if equal(name, "Line") {
@@ -371,19 +451,10 @@ struct PlainXMLScanner {
                 name.append("_")
                 name.append(String(index))
             }
-            let value: String
-            if carried.isEmpty && (!hasCR || !b[textStart..<end].contains(0x0D)) {
-                value = String(decoding: b[textStart..<end], as: UTF8.self)
-            } else {
-                carried.append(contentsOf: b[textStart..<end])
-                // Every CR let through is one of a CRLF, which XML reads as the LF alone.
-                if hasCR { carried.removeAll { $0 == 0x0D } }
-                value = String(decoding: carried, as: UTF8.self)
-                carried.removeAll(keepingCapacity: true)
-            }
+            texts.append(textEnd.map { frame.contentStart..<$0 })
             let entry = ConfigEntry(
                 name: name,
-                value: value,
+                value: leafText(end: end),
                 perm: perm,
                 access: access,
                 line: frame.line,
@@ -396,6 +467,19 @@ struct PlainXMLScanner {
             try requireBlank()
         }
         textStart = p
+    }
+
+    /// A leaf's text: `carried`, then the bytes from `textStart` to `end`.
+    private mutating func leafText(end: Int) -> String {
+        if carried.isEmpty && (!hasCR || !b[textStart..<end].contains(0x0D)) {
+            return String(decoding: b[textStart..<end], as: UTF8.self)
+        }
+        carried.append(contentsOf: b[textStart..<end])
+        // Every CR let through is one of a CRLF, which XML reads as the LF alone.
+        if hasCR { carried.removeAll { $0 == 0x0D } }
+        let value = String(decoding: carried, as: UTF8.self)
+        carried.removeAll(keepingCapacity: true)
+        return value
     }
 
     /// Text up to the next `<`: plain bytes, and the five predefined entities (decoded into `carried`).
@@ -547,6 +631,31 @@ struct PlainXMLScanner {
             p += 1
         }
         return p > start
+    }
+
+    /// Moves past `layout` when the bytes at `p` are the same; false otherwise.
+    private mutating func skip(_ layout: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        let count = layout.count
+        guard count <= b.count - p else { return false }
+        guard count > 0 else { return true }
+        let here = UnsafeRawPointer(b.baseAddress! + p)
+        let there = UnsafeRawPointer(layout.base.baseAddress! + layout.startIndex)
+        var i = 0
+        while i + 8 <= count {
+            guard
+                here.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    == there.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            else { return false }
+            i += 8
+        }
+        while i < count {
+            guard here.load(fromByteOffset: i, as: UInt8.self) == there.load(fromByteOffset: i, as: UInt8.self) else {
+                return false
+            }
+            i += 1
+        }
+        p += count
+        return true
     }
 
     private func starts(with literal: String) -> Bool {

@@ -47,10 +47,69 @@ public enum FuzzEntries {
                 preconditionFailure("the plain-XML scanner read \(bytes.count) bytes unlike libxml2: \(reference)")
             }
         }
+        if let template = fleetTemplate,
+            let values = try? ConfigParser.values(
+                bytes,
+                like: template.template,
+                file: "fuzz.cfg",
+                accepting: [.xml],
+                limits: ConfigParser.defaultLimits
+            )
+        {
+            var expected = template.entries
+            for index in expected.indices { expected[index].value = values[index] }
+            guard
+                case .scanned(let scanned)? = try? ConfigParser.parseInFileOrder(
+                    bytes,
+                    file: "fuzz.cfg",
+                    accepting: [.xml],
+                    limits: ConfigParser.defaultLimits
+                ), scanned.entries == expected, scanned.hasInitialSection == template.hasInitialSection
+            else {
+                preconditionFailure(
+                    "\(bytes.count) bytes read against the fleet template unlike the scanner reads them"
+                )
+            }
+        }
         return Result { () throws(ConfigFormatError) in
             try ConfigParser.parse(bytes, file: "fuzz.cfg", accepting: [.xml, .text])
         }
     }
+
+    /// A fleet phone's own file as the scanner reads it, kept as the template the next phone's file is read against
+    /// (`ConfigParser.values(_:like:file:accepting:limits:)`): `configXML` reads every input against it too. It is
+    /// also a seed of the corpus (`Fuzz/Corpus/config-xml/fleet-template.xml`), so the fuzzer mutates its texts.
+    public static let fleetTemplateText = """
+        <?xml version="1.0" encoding="utf-8"?>
+        <PANASIPPhoneConfig>
+        <!-- made for {MAC} -->
+        <Device>
+        <Lines>
+        <Line idx="1">
+        <PHONE_NUMBER>20001</PHONE_NUMBER>
+        <DISPLAY_NAME perm="RW">Ext 2000 L1</DISPLAY_NAME>
+        <SIP_PASS perm='!' access="A">x000104729Q</SIP_PASS>
+        </Line>
+        </Lines>
+        <EMPTY_ONE></EMPTY_ONE>
+        <SELF_CLOSED/>
+        <NTP_ADDR>ntp.example.net</NTP_ADDR>
+        </Device>
+        </PANASIPPhoneConfig>
+
+        """
+
+    private static let fleetTemplate: ScannedEntries? = {
+        guard
+            case .scanned(let scanned)? = try? ConfigParser.parseInFileOrder(
+                Array(fleetTemplateText.utf8),
+                file: "fleet-template.xml",
+                accepting: [.xml],
+                limits: ConfigParser.defaultLimits
+            )
+        else { preconditionFailure("the fleet template is not plain XML") }
+        return scanned
+    }()
 
     /// Standard Format text: the bytes as they are when they start with the 44-byte header (after an optional
     /// BOM), else behind the header and a CRLF, so that every input reaches the line scanner.

@@ -121,6 +121,24 @@ public final class MergeMemo: Sendable {
         var names: [String]
         /// For each position in name order, the file-order index (-1 when not known), and the name (the shared copy).
         var sorted: [(index: Int, name: String)]
+        /// The file as the scanner read it (every name once, none under `<Initial>`): the next file from the same
+        /// template is read against it.
+        var template: OwnTemplate?
+    }
+
+    /// A phone's own file kept as a template for the next phone's (`ownTemplate`, `ownRun(values:of:)`).
+    struct OwnTemplate: Sendable {
+        let xml: PlainXMLTemplate
+        /// The file's perm/access numbers in file order, as `MergeRun.entry` makes them.
+        fileprivate let bits: [UInt32]
+        /// Names in name order with their file-order indexes: the memo's `sorted` when the template was kept.
+        fileprivate let sorted: [(index: Int, name: String)]
+
+        fileprivate init(_ scanned: ScannedEntries, sorted: [(index: Int, name: String)]) {
+            xml = scanned.template
+            bits = scanned.entries.map { MergeRun.entry("", $0).bits }
+            self.sorted = sorted
+        }
     }
 
     public init() {}
@@ -139,7 +157,9 @@ public final class MergeMemo: Sendable {
         }
         let run = MergeRun(document, interned: true, common: false)
         if document.initial.isEmpty {
-            ownOrder.withLock { $0 = OwnOrder(names: [], sorted: run.device.map { (index: -1, name: $0.name) }) }
+            ownOrder.withLock {
+                $0 = OwnOrder(names: [], sorted: run.device.map { (index: -1, name: $0.name) }, template: nil)
+            }
         }
         return run
     }
@@ -148,7 +168,9 @@ public final class MergeMemo: Sendable {
     /// file (`ownRun(fileOrder:)`), in the same order and all device parameters: the entries go where that file's
     /// went (one string comparison per name, no hashing, no sort). The names being the last file's, none is set
     /// twice, so the file's document is these entries by name: the run stands for it (`standsForDocument`).
-    func ownRun(sameNamesAs entries: [ConfigEntry]) -> MergeRun? {
+    /// The file becomes the template for the next phone's (its layout differed from the one kept).
+    func ownRun(sameNamesAs scanned: ScannedEntries) -> MergeRun? {
+        let entries = scanned.entries
         guard let last = ownOrder.withLock({ $0 }), last.names.count == entries.count,
             last.sorted.count == entries.count,
             zip(last.names, entries).allSatisfy({ $0 == $1.name && $1.section == .device })
@@ -156,18 +178,37 @@ public final class MergeMemo: Sendable {
         var out = ContiguousArray<ParameterTable.Entry>()
         out.reserveCapacity(entries.count)
         for (index, name) in last.sorted { out.append(MergeRun.entry(name, entries[index])) }
+        let template = OwnTemplate(scanned, sorted: last.sorted)
+        ownOrder.withLock { $0?.template = template }
+        return MergeRun(device: out, initial: [], standsForDocument: true)
+    }
+
+    /// The last phone's own file as a template, when it was plain XML with every name once and none under `<Initial>`.
+    func ownTemplate() -> OwnTemplate? { ownOrder.withLock { $0?.template } }
+
+    /// The run of a phone's own file that is `template`'s file with other texts: `values` in file order
+    /// (`ConfigParser.values(_:like:file:accepting:limits:)`). It stands for the file's document, as in
+    /// `ownRun(sameNamesAs:)`.
+    func ownRun(values: [String], of template: OwnTemplate) -> MergeRun {
+        var out = ContiguousArray<ParameterTable.Entry>()
+        out.reserveCapacity(template.sorted.count)
+        for (index, name) in template.sorted {
+            out.append(ParameterTable.Entry(name: name, value: values[index], bits: template.bits[index]))
+        }
         return MergeRun(device: out, initial: [], standsForDocument: true)
     }
 
     /// The run of a phone's own file from its entries in file order (every name once, no `<Initial>` part), sorted
     /// by name; its names and their order are kept for the next phone's file (`ownRun(sameNamesAs:)`).
-    func ownRun(fileOrder entries: [ConfigEntry]) -> MergeRun {
+    func ownRun(fileOrder scanned: ScannedEntries) -> MergeRun {
+        let entries = scanned.entries
         var out = ContiguousArray<ParameterTable.Entry>()
         out.reserveCapacity(entries.count)
         let sorted = entries.indices.sorted { entries[$0].name < entries[$1].name }
             .map { (index: $0, name: ParameterNames.intern(entries[$0].name)) }
         for (index, name) in sorted { out.append(MergeRun.entry(name, entries[index])) }
-        ownOrder.withLock { $0 = OwnOrder(names: entries.map(\.name), sorted: sorted) }
+        let own = OwnOrder(names: entries.map(\.name), sorted: sorted, template: OwnTemplate(scanned, sorted: sorted))
+        ownOrder.withLock { $0 = own }
         return MergeRun(device: out, initial: [])
     }
 

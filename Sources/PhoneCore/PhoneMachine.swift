@@ -186,17 +186,30 @@ public final class PreparedProfile: Sendable {
         // A phone's own file: read in file order, and put in name order as the last one was when it has the same
         // names; its document is then never made (the run stands for it). (A product or master file seen for the
         // first time would only take the standard files' place in that memo.)
+        // The last phone's file with other values: only its texts are read.
+        if let template = merges.ownTemplate(),
+            let values = try ConfigParser.values(
+                body,
+                like: template.xml,
+                file: file,
+                accepting: formats,
+                limits: limits
+            )
+        {
+            let document = ConfigDocument(format: .xml, hasInitialSection: template.xml.hasInitialSection)
+            return (document, merges.ownRun(values: values, of: template))
+        }
         switch try ConfigParser.parseInFileOrder(body, file: file, accepting: formats, limits: limits) {
         case .document(let doc):
             return (doc, nil)
         case .scanned(let scanned):
-            if let run = merges.ownRun(sameNamesAs: scanned.entries) {
+            if let run = merges.ownRun(sameNamesAs: scanned) {
                 return (ConfigDocument(format: .xml, hasInitialSection: scanned.hasInitialSection), run)
             }
             let doc = ConfigParser.document(of: scanned)
             // Every name once and none under <Initial>: the names and their order are kept for the next phone.
             let whole = doc.initial.isEmpty && doc.device.count == scanned.entries.count
-            return (doc, whole ? merges.ownRun(fileOrder: scanned.entries) : nil)
+            return (doc, whole ? merges.ownRun(fileOrder: scanned) : nil)
         }
     }
 

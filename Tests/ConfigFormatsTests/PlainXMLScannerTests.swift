@@ -221,3 +221,144 @@ struct PlainXMLScannerTests {
         #expect(taken > 2_000)
     }
 }
+
+/// How `parseInFileOrder` reads `bytes`: the scanner's entries, or nil when it left them to libxml2 (or refused them).
+private func scanned(_ bytes: [UInt8]) -> ScannedEntries? {
+    guard
+        case .scanned(let scanned) = try? ConfigParser.parseInFileOrder(
+            bytes,
+            file: testFile,
+            accepting: [.xml],
+            limits: ConfigParser.defaultLimits
+        )
+    else { return nil }
+    return scanned
+}
+
+/// The values of `bytes` read against `template`; records an issue unless the scanner reads the bytes into the
+/// template's entries with exactly those values.
+@discardableResult
+private func readAgainst(
+    _ template: ScannedEntries,
+    _ bytes: [UInt8],
+    _ label: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> [String]? {
+    let found = try? ConfigParser.values(
+        bytes,
+        like: template.template,
+        file: testFile,
+        accepting: [.xml],
+        limits: ConfigParser.defaultLimits
+    )
+    guard let values = found else { return nil }
+    guard let reference = scanned(bytes) else {
+        Issue.record("\(label): read against the template, but the scanner gives up", sourceLocation: sourceLocation)
+        return values
+    }
+    #expect(values.count == template.entries.count, "\(label)", sourceLocation: sourceLocation)
+    var expected = template.entries
+    for index in expected.indices where index < values.count { expected[index].value = values[index] }
+    #expect(reference.entries == expected, "\(label): not the scanner's entries", sourceLocation: sourceLocation)
+    #expect(reference.hasInitialSection == template.hasInitialSection, "\(label)", sourceLocation: sourceLocation)
+    return values
+}
+
+/// A fleet phone's own file: one template, per-phone values (`values[k]` is the k-th parameter's text as written).
+private func fleetFile(_ values: [String], lineEnd: String = "\n") -> String {
+    let lines = [
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<PANASIPPhoneConfig>", "<!-- made for {MAC} -->", "<Device>",
+        "<Lines>", "<Line idx=\"1\">", "<PHONE_NUMBER>\(values[0])</PHONE_NUMBER>",
+        "<DISPLAY_NAME perm=\"RW\">\(values[1])</DISPLAY_NAME>",
+        "<SIP_PASS perm='!' access=\"A\">\(values[2])</SIP_PASS>",
+        "</Line>", "</Lines>", "<EMPTY_ONE></EMPTY_ONE>", "<SELF_CLOSED/>", "<NTP_ADDR>\(values[3])</NTP_ADDR>",
+        "</Device>", "</PANASIPPhoneConfig>",
+    ]
+    return lines.joined(separator: lineEnd) + lineEnd
+}
+
+@Suite("Plain XML read against a template")
+struct PlainXMLTemplateTests {
+    static let first = ["20001", "Ext 2000 L1", "x000104729Q", "ntp.example.net"]
+
+    @Test(
+        "a file from the last file's template is read by its texts alone, exactly as the scanner reads it",
+        arguments: [
+            ["20002", "Ext 2000 L2", "y999", "ntp2.example.net"],
+            ["", "", "", ""],
+            ["200020002000200020002000", "a &amp; b &lt;c&gt; &quot;d&apos;", "p>q ] ]] x", "\t spaced \t"],
+            ["1", "Jürgen Müller ☎ 😀", "日本", "\u{A0}"],
+            first,
+        ]
+    )
+    func sameTemplateOtherValues(_ values: [String]) throws {
+        for lineEnd in ["\n", "\r\n"] {
+            let template = try #require(scanned(Array(fleetFile(Self.first, lineEnd: lineEnd).utf8)))
+            let file = fleetFile(values, lineEnd: lineEnd)
+            let read = readAgainst(template, Array(file.utf8), file)
+            let decoded = values.map {
+                $0.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&lt;", with: "<")
+                    .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&quot;", with: "\"")
+                    .replacingOccurrences(of: "&apos;", with: "'")
+            }
+            #expect(read == [decoded[0], decoded[1], decoded[2], "", "", decoded[3]], "\(file)")
+        }
+    }
+
+    @Test(
+        "a file the template cannot stand for is read in full: another layout, or a text the scanner would not read alone",
+        arguments: [
+            // texts: a line end (the later parameters' lines move), CRLF, a lone CR, a comment or an element inside,
+            // `]]>`, a numeric reference, an unknown entity, a C1 control, bytes that are not UTF-8
+            fleetFile(["1\n2", "n", "p", "t"]), fleetFile(["1\r\n2", "n", "p", "t"]),
+            fleetFile(["1\r2", "n", "p", "t"]),
+            fleetFile(["1<!-- c -->2", "n", "p", "t"]), fleetFile(["1<B>2</B>", "n", "p", "t"]),
+            fleetFile(["1", "a]]>b", "p", "t"]), fleetFile(["1", "&#65;", "p", "t"]),
+            fleetFile(["1", "&nbsp;", "p", "t"]),
+            fleetFile(["1", "\u{85}", "p", "t"]),
+            // layout: an attribute, a blank, a name, the comment, the line index, an empty element, the end
+            fleetFile(Self.first).replacingOccurrences(of: "perm=\"RW\"", with: "perm=\"R\""),
+            fleetFile(Self.first).replacingOccurrences(of: "<NTP_ADDR>", with: "<NTP_ADDR >"),
+            fleetFile(Self.first).replacingOccurrences(of: "NTP_ADDR", with: "NTP_ADDX"),
+            fleetFile(Self.first).replacingOccurrences(of: "{MAC}", with: "0080F0000002"),
+            fleetFile(Self.first).replacingOccurrences(of: "idx=\"1\"", with: "idx=\"2\""),
+            fleetFile(Self.first).replacingOccurrences(of: "<SELF_CLOSED/>", with: "<SELF_CLOSED>v</SELF_CLOSED>"),
+            fleetFile(Self.first).replacingOccurrences(of: "<EMPTY_ONE></EMPTY_ONE>", with: "<EMPTY_ONE/>"),
+            fleetFile(Self.first) + " ", String(fleetFile(Self.first).dropLast(2)),
+            fleetFile(Self.first, lineEnd: "\r\n"),
+        ]
+    )
+    func otherTemplate(_ file: String) throws {
+        let template = try #require(scanned(Array(fleetFile(Self.first).utf8)))
+        #expect(readAgainst(template, Array(file.utf8), file) == nil)
+        let notUTF8 = Array(fleetFile(["1", "x", "p", "t"]).utf8).map { $0 == UInt8(ascii: "x") ? 0xFF : $0 }
+        #expect(readAgainst(template, notUTF8, "0xFF in a text") == nil)
+    }
+
+    @Test(
+        "50,000 mutants of the plain sample files, each read against its seed: whenever it is, as the scanner reads it"
+    )
+    func mutantsReadAgainstTheirSeed() throws {
+        let plain = try sampleFiles().map(\.1).filter { $0.count < 64 * 1024 && scanned($0) != nil }
+        let seeds = (plain + plain.map(crlf)).compactMap { seed in scanned(seed).map { (seed, $0) } }
+        #expect(seeds.count >= 8)
+        // Text bytes most of the time: a mutant must often keep the layout for the fast read to be tried at all.
+        let alphabet = Array("azAZ09 .:@-_\t>]&;<\n\r".utf8) + [0x80, 0xC3, 0xFF]
+        var mix = SplitMix64(seed: 0x7E3A)
+        var read = 0
+        for round in 0..<50_000 {
+            let (seed, template) = seeds[round % seeds.count]
+            var bytes = seed
+            for _ in 0...mix.below(2) {
+                let at = mix.below(bytes.count)
+                switch mix.below(3) {
+                case 0: bytes.insert(alphabet[mix.below(alphabet.count)], at: at)
+                case 1: bytes.remove(at: at)
+                default: bytes[at] = alphabet[mix.below(alphabet.count)]
+                }
+            }
+            if readAgainst(template, bytes, "mutant \(round)") != nil { read += 1 }
+        }
+        #expect(read > 2_000)
+    }
+}

@@ -96,6 +96,15 @@ func outcome(_ target: String, _ input: [UInt8], directory: String) -> String {
         #expect(outcome(target, input, directory: directory).hasPrefix(expected))
     }
 
+    @Test("the fleet template seed is the template the config-xml target reads every input against")
+    func fleetTemplateSeedIsTheTargetsTemplate() throws {
+        let seed = try bytes("\(repositoryRoot)/Fuzz/Corpus/config-xml/fleet-template.xml")
+        #expect(seed == Array(FuzzEntries.fleetTemplateText.utf8))
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        #expect(outcome("config-xml", seed, directory: directory) == "ok xml 6 entries")
+    }
+
     /// Found while fuzzing: bytes that are not valid in the encoding an `<?xml ... encoding="X"?>` declaration names
     /// made libxml2 print "encoding error : input conversion failed" to stderr (its generic error channel, not the
     /// parser's hook) and the file was then refused for the wrong reason ("<PANASIPPhoneConfig> is never closed").

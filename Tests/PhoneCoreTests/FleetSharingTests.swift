@@ -195,6 +195,46 @@ struct FleetSharingTests {
         #expect(libxml2.document.device["SIP_AUTHID_1"]?.value == "1009")
     }
 
+    @Test("a phone's own file from the last one's template is read by its texts: its run is the one its document makes")
+    func ownFileFromTheLastTemplateIsReadByItsTexts() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        func file(_ i: Int) -> String {
+            var entries: [(String, String, String?)] = []
+            for k in 1...30 {
+                let value = k % 3 == 0 ? "value \(k) of phone \(i)" : "v\(k)"
+                entries.append(("NAME_\(k)", value, k % 5 == 0 ? "!" : nil))
+            }
+            entries.append(("SIP_AUTHID_1", "100\(i)", "R"))
+            entries.append(("CFG_FILE_KEY", "key-\(i)-0123456789abcdef", nil))
+            return Fixture.device(entries)
+        }
+        func read(_ text: String) throws -> MergeRun? {
+            try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard).run
+        }
+        func template() -> [UInt8]? { prepared.merges.ownTemplate()?.xml.body }
+        _ = try read(file(1))
+        #expect(template() == Array(file(1).utf8))
+        for i in 2...4 {
+            // Read against phone 1's file: the template stays. The run is the one the document makes, perm included.
+            let run = try #require(try read(file(i)))
+            let document = try ConfigParser.parse(Array(file(i).utf8), file: "standard")
+            #expect(run.standsForDocument)
+            #expect(run.device == MergeRun(document, interned: true, common: false).device)
+            #expect(template() == Array(file(1).utf8))
+        }
+        // The same names laid out otherwise (a blank line more): read in full, it stands, and it is the next template.
+        let spaced = file(5).replacingOccurrences(of: "<Device>\n", with: "<Device>\n\n")
+        #expect(try read(spaced)?.standsForDocument == true)
+        #expect(template() == Array(spaced.utf8))
+        let next = file(6).replacingOccurrences(of: "<Device>\n", with: "<Device>\n\n")
+        let run = try #require(try read(next))
+        let document = try ConfigParser.parse(Array(next.utf8), file: "standard")
+        #expect(run.device == MergeRun(document, interned: true, common: false).device)
+        // A file left to libxml2 (a lone CR in its layout) is not read against the template, nor does it replace it.
+        #expect(try read(file(7).replacingOccurrences(of: "</Device>", with: "\r</Device>")) == nil)
+        #expect(template() == Array(spaced.utf8))
+    }
+
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
     func standardFileSeenAgainStaysOwn() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
