@@ -178,8 +178,11 @@ public final class PreparedProfile: Sendable {
         kind: FileKind
     ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
         guard kind == .standard else {
+            // Most often the last body of its kind again (a fleet's phones download the same product and master
+            // files): compared, and not hashed.
+            if let hit = documents.lookup(body, key: nil, kind: kind) { return hit }
             let key = DocumentCache.key(body)
-            if let hit = documents.lookup(body, key: key) { return hit }
+            if let hit = documents.lookup(body, key: key, kind: kind) { return hit }
             let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
             return (doc, documents.store(body, doc, key: key))
         }
@@ -233,6 +236,8 @@ final class DocumentCache: Sendable {
     private struct State {
         var seen: [Int: Int] = [:]
         var hot: [Int: Hot] = [:]
+        /// The key of the body last found for each kind of file.
+        var recent: [FileKind: Int] = [:]
     }
     private let state = Mutex(State())
     private static let maxSeen = 8192
@@ -241,10 +246,15 @@ final class DocumentCache: Sendable {
     /// The body's hash, computed once for a lookup and the store that may follow it.
     static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
 
-    func lookup(_ body: [UInt8], key k: Int) -> (document: ConfigDocument, run: MergeRun?)? {
+    /// The memo's document and run for `body`, if it holds them: the body with hash `key`, which becomes the last
+    /// one found for `kind`; with `key` nil, only the last one found for `kind` is tried (the body need not be hashed).
+    func lookup(_ body: [UInt8], key: Int?, kind: FileKind) -> (document: ConfigDocument, run: MergeRun?)? {
         state.withLock { s in
-            guard let entry = s.hot[k], BodyBytes.equal(entry.body, body) else { return nil }
+            guard let k = key ?? s.recent[kind], let entry = s.hot[k], BodyBytes.equal(entry.body, body) else {
+                return nil
+            }
             s.hot[k]?.hits += 1
+            s.recent[kind] = k
             return (entry.document, entry.run)
         }
     }

@@ -1,5 +1,13 @@
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The bytes of a saved file, kept as they came or as a delta against a body the whole fleet shares.
 ///
 /// A fleet's phones keep the last good copy of each file for fallback (spec §6). The product, master and initial
@@ -310,7 +318,10 @@ enum BodyBytes {
 
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
-        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in commonPrefix(x, y) == x.count } }
+        // memcmp: vector compares, several times faster than commonPrefix's word loop on 8 KB bodies.
+        return a.withUnsafeBytes { x in
+            b.withUnsafeBytes { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
     }
 
     /// A fast, non-cryptographic hash of the whole body (callers compare the bytes on a match).

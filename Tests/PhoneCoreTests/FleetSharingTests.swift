@@ -126,6 +126,28 @@ struct FleetSharingTests {
         #expect(second.run != nil && third.run === second.run)
     }
 
+    @Test("the memo tries the last body of a kind first: a body like it but not the same gets its own document")
+    func documentMemoComparesTheLastBodyOfItsKind() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        // Two product files of the same size (one per model group), both kept, then taken in turns; a master file
+        // with the same bytes as one of them finds that one's entry.
+        let bodies = ["ntp.one", "ntp.two"].map { Array(Fixture.device([("NTP_ADDR", $0)]).utf8) }
+        for body in bodies {
+            for _ in 0..<2 { _ = try prepared.parsed(body, file: "product", kind: .product) }
+        }
+        var runs: [MergeRun?] = []
+        for round in 0..<6 {
+            let body = bodies[round % 2]
+            let found = try prepared.parsed(body, file: "product", kind: .product)
+            #expect(found.document == (try ConfigParser.parse(body, file: "product")), "round \(round)")
+            runs.append(found.run)
+        }
+        #expect(runs[0] != nil && runs[2] === runs[0] && runs[4] === runs[0])
+        #expect(runs[1] != nil && runs[3] === runs[1] && runs[1] !== runs[0])
+        let master = try prepared.parsed(bodies[1], file: "master", kind: .master)
+        #expect(master.run === runs[1] && master.document.device["NTP_ADDR"]?.value == "ntp.two")
+    }
+
     @Test("phones with their own standard files find the merge of the shared files made by an earlier phone")
     func sharedMergeIsFoundByTheNextPhones() {
         let shared = PreparedProfile(TestProfiles.utg300, sharing: true)
