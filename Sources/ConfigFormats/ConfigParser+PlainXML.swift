@@ -50,6 +50,8 @@ package struct PlainXMLTemplate: Sendable {
     let texts: [Range<Int>?]
     /// The file had an `<Initial>` element.
     package let hasInitialSection: Bool
+    /// Its parameters' values in file order: a text with the same bytes in the next file is given this copy.
+    let values: [String]
 }
 
 /// A file read for a fleet phone's own configuration (`ConfigParser.parseInFileOrder`).
@@ -123,7 +125,8 @@ struct PlainXMLScanner {
             let template = PlainXMLTemplate(
                 body: bytes,
                 texts: scanner.texts,
-                hasInitialSection: scanner.hasInitialSection
+                hasInitialSection: scanner.hasInitialSection,
+                values: scanner.order.map(\.value)
             )
             return ScannedEntries(
                 entries: scanner.order,
@@ -148,20 +151,28 @@ struct PlainXMLScanner {
                 var values: [String] = []
                 values.reserveCapacity(template.texts.count)
                 var from = 0
-                for text in template.texts {
+                for (index, text) in template.texts.enumerated() {
                     guard let text else {
                         values.append("")
                         continue
                     }
                     guard scanner.skip(layout[from..<text.lowerBound]) else { return nil }
-                    scanner.textStart = scanner.p
+                    let start = scanner.p
+                    scanner.textStart = start
                     do {
                         try scanner.text()
                     } catch {
                         return nil
                     }
                     guard scanner.line == 1 else { return nil }
-                    values.append(scanner.leafText(end: scanner.p))
+                    // The template's text again (most values are the same in every phone's file): its value, shared.
+                    if scanner.carried.isEmpty && scanner.p - start == text.count
+                        && scanner.b[start..<scanner.p].elementsEqual(layout[text])
+                    {
+                        values.append(template.values[index])
+                    } else {
+                        values.append(scanner.leafText(end: scanner.p))
+                    }
                     from = text.upperBound
                 }
                 guard scanner.skip(layout[from...]), scanner.p == buffer.count else { return nil }

@@ -305,6 +305,15 @@ struct PlainXMLTemplateTests {
         }
     }
 
+    @Test("a text the same as the template's, entities and all, gives the template's value; the next text is its own")
+    func sameTextAsTheTemplate() throws {
+        let values = ["1", "a &amp; b &lt;&gt;", "p", "a value long enough to be kept on the heap"]
+        let template = try #require(scanned(Array(fleetFile(values).utf8)))
+        let file = fleetFile(["2", values[1], "q", values[3]])
+        let read = readAgainst(template, Array(file.utf8), file)
+        #expect(read == ["2", "a & b <>", "q", "", "", values[3]])
+    }
+
     @Test(
         "a file the template cannot stand for is read in full: another layout, or a text the scanner would not read alone",
         arguments: [
