@@ -256,12 +256,15 @@ public enum Merge {
     /// - Parameters:
     ///   - recordShadowed: fill `shadowed` (which file lost where several set a value), for debug events.
     ///   - memo: where the merge of the files a fleet shares is kept from one phone to the next.
+    ///   - base: the fleet's base configuration (`SharedPhoneState.base`): the result's table is then kept over it
+    ///     as `SharedPhoneState.parameters` would keep it, when the merge of the fleet's files is kept in `memo`.
     public static func effective(
         files: [MergeInput],
         localEdits: [String: LocalEdit],
         overrideFromSavedCopy: Bool = false,
         recordShadowed: Bool = true,
-        memo: MergeMemo? = nil
+        memo: MergeMemo? = nil,
+        base: ParameterTable.Base? = nil
     ) -> MergeResult {
         // The layers, strongest first: each file's entries sorted by name (the initial file's <Initial> section,
         // CfgFiles and Certs, is part of the phone's settings too, after its device section).
@@ -309,6 +312,26 @@ public enum Merge {
                 }
                 memo.store(key, MergeMemo.Value(runs: layers[firstShared...].compactMap(\.common), merged: merged))
             }
+            // A fleet phone's own file over the shared ones, no local edit: merged and layered over the fleet's base
+            // in one walk.
+            var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
+            if firstShared == 1, localEdits.isEmpty, let base,
+                let table = ParameterTable.merged(
+                    layers[0].entries,
+                    source: UInt32(layers[0].source),
+                    over: merged.entries,
+                    layeredOver: base,
+                    bySource: &bySource
+                )
+            {
+                return MergeResult(
+                    parameters: table,
+                    overriddenLocalEdits: [],
+                    keptLocalEdits: [],
+                    countBySource: countBySource(bySource),
+                    shadowed: shadowed
+                )
+            }
             // The phone's own layers, weakest first, each over what is merged so far.
             for l in stride(from: firstShared - 1, through: 0, by: -1) {
                 merged = combine(single(l), merged, record: false, shadowed: &shadowed)
@@ -338,17 +361,22 @@ public enum Merge {
             applied.append(Parameter(name: name, value: edit.value, source: .local))
         }
         for p in applied { params[p.name] = p }
-        var counts: [ParameterSource: Int] = [:]
         var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
         for e in params.entries { bySource[Int(e.bits & 0xFF)] += 1 }
-        for (i, source) in ParameterSource.allCases.enumerated() where bySource[i] > 0 { counts[source] = bySource[i] }
         return MergeResult(
             parameters: params,
             overriddenLocalEdits: overridden,
             keptLocalEdits: kept,
-            countBySource: counts,
+            countBySource: countBySource(bySource),
             shadowed: shadowed
         )
+    }
+
+    /// `MergeResult.countBySource` from counts by source index.
+    private static func countBySource(_ bySource: [Int]) -> [ParameterSource: Int] {
+        var counts: [ParameterSource: Int] = [:]
+        for (i, source) in ParameterSource.allCases.enumerated() where bySource[i] > 0 { counts[source] = bySource[i] }
+        return counts
     }
 
     /// `strong` over `weak`: a name `strong` has is never overridden by `weak` (whose copy of the name, shared by

@@ -160,14 +160,81 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
                 j += 1
             }
         }
+        // Checked at the end too (the last entries may tip it), so that `merged(_:source:over:layeredOver:)`, which
+        // knows the size only at the end, keeps the same tables layered.
+        if own.count > limit { return ParameterTable(sortedEntries: flat) }
         var out = ParameterTable(sortedEntries: own)
         out.base = base
         out.count = flat.count
         return out
     }
 
+    /// Tables smaller than this are kept flat: layering them saves nothing.
+    static let minLayeredCount = 32
+
     /// A base holding this table's contents.
     public func makeBase() -> Base { Base(flatEntries) }
+
+    /// The merge of `strong` over `weak` (a name in both takes `strong`'s value and bits, `source` added, and
+    /// `weak`'s copy of the name), kept as `SharedPhoneState.parameters` keeps it over `base`, in one walk: the merged
+    /// table is never made. nil when it would be kept flat (under `minLayeredCount` entries, or more than half of
+    /// them its own); then merge and layer it as usual.
+    ///
+    /// - Parameter bySource: the merged table's entries counted by source index (`ParameterSource.allCases`).
+    static func merged(
+        _ strong: ContiguousArray<Entry>,
+        source: UInt32,
+        over weak: ContiguousArray<Entry>,
+        layeredOver base: Base,
+        bySource: inout [Int]
+    ) -> ParameterTable? {
+        let shared = base.entries
+        var own = ContiguousArray<Entry>()
+        var count = 0
+        var i = 0
+        var j = 0
+        var k = 0
+        while i < strong.count || j < weak.count {
+            // The merged table's next entry.
+            var e: Entry
+            if j == weak.count || (i < strong.count && strong[i].name < weak[j].name) {
+                e = strong[i]
+                e.bits |= source
+                i += 1
+            } else if i == strong.count || weak[j].name < strong[i].name {
+                e = weak[j]
+                j += 1
+            } else {
+                e = strong[i]
+                e.name = weak[j].name
+                e.bits |= source
+                i += 1
+                j += 1
+            }
+            count += 1
+            bySource[Int(e.bits & 0xFF)] += 1
+            // Where it stands against the base: as `layered(over:)` walks the merged table.
+            while k < shared.count && shared[k].name < e.name {
+                own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
+                k += 1
+            }
+            if k < shared.count && shared[k].name == e.name {
+                if e != shared[k] { own.append(Entry(name: shared[k].name, value: e.value, bits: e.bits)) }
+                k += 1
+            } else {
+                own.append(e)
+            }
+        }
+        while k < shared.count {
+            own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
+            k += 1
+        }
+        guard count >= Self.minLayeredCount, own.count <= count / 2 else { return nil }
+        var out = ParameterTable(sortedEntries: own)
+        out.base = base
+        out.count = count
+        return out
+    }
 
     /// Every entry, in name order, with the base folded in.
     var flatEntries: ContiguousArray<Entry> {

@@ -886,7 +886,8 @@ public struct PhoneMachine: Sendable {
                 localEdits: flash.localEdits,
                 overrideFromSavedCopy: profile.profile.quirks.overrideFromSavedCopy,
                 recordShadowed: debugEvents,
-                memo: profile.merges
+                memo: profile.merges,
+                base: profile.shared?.base
             )
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }

@@ -287,9 +287,12 @@ public final class SharedPhoneState: Sendable {
         return out
     }
 
+    /// The configuration the fleet's first provisioned phone had (`parameters`), once there is one.
+    var base: ParameterTable.Base? { state.withLock { $0.base } }
+
     /// The table kept as its differences from the configuration the fleet's first provisioned phone had.
     public func parameters(_ table: ParameterTable) -> ParameterTable {
-        guard table.count >= 32 else { return table }
+        guard table.count >= ParameterTable.minLayeredCount else { return table }
         let base = state.withLock { s in
             if let b = s.base { return b }
             let b = table.makeBase()

@@ -117,6 +117,70 @@ struct ParameterTableTests {
         }
     }
 
+    @Test("a phone's file merged over the shared files and layered over the base in one walk: the two-step result")
+    func mergedAndLayeredInOneWalk() {
+        typealias Entry = ParameterTable.Entry
+        var mix = SplitMix64(seed: 0xBA5E)
+        let names = (0..<90).map { "NAME_\($0 % 7)_\($0)" }.sorted()
+        // A run's entries carry their attribute pair's number; the merge adds the source (the shared files' merge
+        // has theirs).
+        let sources = [ParameterSource.product, .master].map { UInt32(ParameterTable.sourceIndex($0)) }
+        func entries(_ share: Int, values: Int, sourced: Bool = true) -> ContiguousArray<Entry> {
+            ContiguousArray(
+                names.filter { _ in mix.below(100) < share }.map { name in
+                    let source = sourced ? sources[mix.below(2)] : 0
+                    return Entry(name: name, value: "v\(mix.below(values))", bits: UInt32(mix.below(3)) << 8 | source)
+                }
+            )
+        }
+        var layered = 0
+        var flat = 0
+        for round in 0..<2_000 {
+            let source = UInt32(ParameterTable.sourceIndex(.standard))
+            let strong = entries([10, 40, 70][round % 3], values: 3, sourced: false)
+            let weak = entries([0, 30, 60][round / 3 % 3], values: 3)
+            // Two steps: the merged table, then kept over the base when `SharedPhoneState.parameters` would.
+            var model: [String: Entry] = [:]
+            for e in weak { model[e.name] = e }
+            for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
+            let whole = ParameterTable(sortedEntries: ContiguousArray(model.values.sorted { $0.name < $1.name }))
+            // The base: an earlier phone's table, this one with some entries changed, dropped or added.
+            let change = [5, 25, 60][round / 9 % 3]
+            var baseModel = model
+            for name in names where mix.below(100) < change {
+                switch mix.below(3) {
+                case 0: baseModel[name] = nil
+                case 1: baseModel[name] = Entry(name: name, value: "other", bits: sources[0])
+                default: baseModel[name]?.bits ^= 1 << 8
+                }
+            }
+            let base = ParameterTable.Base(ContiguousArray(baseModel.values.sorted { $0.name < $1.name }))
+            let twoSteps = whole.count >= ParameterTable.minLayeredCount ? whole.layered(over: base) : whole
+            var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
+            let oneWalk = ParameterTable.merged(
+                strong,
+                source: source,
+                over: weak,
+                layeredOver: base,
+                bySource: &bySource
+            )
+            if let oneWalk {
+                layered += 1
+                #expect(twoSteps.base === base, "round \(round): kept flat in two steps")
+                #expect(oneWalk.base === base && oneWalk.count == whole.count, "round \(round)")
+                #expect(oneWalk.entries == twoSteps.entries, "round \(round)")
+                #expect(oneWalk == whole, "round \(round)")
+                var expected = [Int](repeating: 0, count: ParameterSource.allCases.count)
+                for e in whole.entries { expected[Int(e.bits & 0xFF)] += 1 }
+                #expect(bySource == expected, "round \(round)")
+            } else {
+                flat += 1
+                #expect(twoSteps.base == nil, "round \(round): layered in two steps, not in one walk")
+            }
+        }
+        #expect(layered > 200 && flat > 200)
+    }
+
     @Test("a saved body kept as a delta against a shared reference gives the same bytes back")
     func savedBodyDeltaRoundTrips() {
         func body(_ i: Int) -> [UInt8] {
