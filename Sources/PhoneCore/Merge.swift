@@ -221,6 +221,9 @@ public final class MergeMemo: Sendable {
     /// Merges of the shared files found here instead of made again (for tests).
     let hits = Atomic<Int>(0)
 
+    /// The course of the last merge of a phone's own file over the shared ones (`ParameterTable.merged`).
+    let plans = MergePlans()
+
     fileprivate func store(_ key: Key, _ value: Value) { last.withLock { $0 = (key, value) } }
 }
 
@@ -321,6 +324,7 @@ public enum Merge {
                     source: UInt32(layers[0].source),
                     over: merged.entries,
                     layeredOver: base,
+                    plans: memo.plans,
                     bySource: &bySource
                 )
             {

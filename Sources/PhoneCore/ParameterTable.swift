@@ -180,45 +180,55 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
     /// table is never made. nil when it would be kept flat (under `minLayeredCount` entries, or more than half of
     /// them its own); then merge and layer it as usual.
     ///
+    /// The walk's course depends on the names alone, so it is kept in `plans` for the next phone whose file has the
+    /// same names over the same shared merge and base: that phone's walk compares no names.
+    ///
     /// - Parameter bySource: the merged table's entries counted by source index (`ParameterSource.allCases`).
     static func merged(
         _ strong: ContiguousArray<Entry>,
         source: UInt32,
         over weak: ContiguousArray<Entry>,
         layeredOver base: Base,
+        plans: MergePlans? = nil,
         bySource: inout [Int]
     ) -> ParameterTable? {
+        let steps: [UInt32]
+        if let kept = plans?.plan(for: strong, over: weak, base: base) {
+            steps = kept
+        } else {
+            steps = MergePlans.steps(strong, over: weak, base: base)
+            plans?.keep(
+                MergePlans.Plan(names: ContiguousArray(strong.map(\.name)), weak: weak, base: base, steps: steps)
+            )
+        }
         let shared = base.entries
         var own = ContiguousArray<Entry>()
-        var count = 0
         var i = 0
         var j = 0
         var k = 0
-        while i < strong.count || j < weak.count {
-            // The merged table's next entry.
+        for step in steps {
+            for _ in 0..<(step >> MergePlans.removedShift) {
+                own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
+                k += 1
+            }
             var e: Entry
-            if j == weak.count || (i < strong.count && strong[i].name < weak[j].name) {
+            switch step & MergePlans.fromMask {
+            case MergePlans.fromStrong:
                 e = strong[i]
                 e.bits |= source
                 i += 1
-            } else if i == strong.count || weak[j].name < strong[i].name {
+            case MergePlans.fromWeak:
                 e = weak[j]
                 j += 1
-            } else {
+            default:
                 e = strong[i]
                 e.name = weak[j].name
                 e.bits |= source
                 i += 1
                 j += 1
             }
-            count += 1
             bySource[Int(e.bits & 0xFF)] += 1
-            // Where it stands against the base: as `layered(over:)` walks the merged table.
-            while k < shared.count && shared[k].name < e.name {
-                own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
-                k += 1
-            }
-            if k < shared.count && shared[k].name == e.name {
+            if step & MergePlans.inBase != 0 {
                 if e != shared[k] { own.append(Entry(name: shared[k].name, value: e.value, bits: e.bits)) }
                 k += 1
             } else {
@@ -229,6 +239,7 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
             own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
             k += 1
         }
+        let count = steps.count
         guard count >= Self.minLayeredCount, own.count <= count / 2 else { return nil }
         var out = ParameterTable(sortedEntries: own)
         out.base = base
@@ -387,5 +398,92 @@ enum ParameterAttributes {
             let p = s.pairs[Int(number)]
             return (p.perm, p.access)
         }
+    }
+}
+
+/// The course of `ParameterTable.merged` for the last names it walked: a fleet's phones have one template's names, one
+/// shared merge and one base, so every phone after the first walks without comparing a name.
+final class MergePlans: Sendable {
+    /// One step per entry of the merged table: where it comes from (`fromMask`), whether the base has its name
+    /// (`inBase`), and how many base names before it the merged table lacks (from `removedShift` up).
+    struct Plan: Sendable {
+        var names: ContiguousArray<String>
+        /// Kept for its identity: the same storage is the same entries.
+        var weak: ContiguousArray<ParameterTable.Entry>
+        var base: ParameterTable.Base
+        var steps: [UInt32]
+    }
+    static let fromMask: UInt32 = 0b11
+    static let fromStrong: UInt32 = 0
+    static let fromWeak: UInt32 = 1
+    static let fromBoth: UInt32 = 2
+    static let inBase: UInt32 = 0b100
+    static let removedShift: UInt32 = 3
+
+    private let last = Mutex<Plan?>(nil)
+
+    init() {}
+
+    /// The kept steps, when `strong` has the kept names and `weak` and `base` are the kept ones.
+    func plan(
+        for strong: ContiguousArray<ParameterTable.Entry>,
+        over weak: ContiguousArray<ParameterTable.Entry>,
+        base: ParameterTable.Base
+    ) -> [UInt32]? {
+        guard let plan = last.withLock({ $0 }), plan.base === base, plan.names.count == strong.count,
+            plan.weak.count == weak.count,
+            plan.weak.withUnsafeBufferPointer({ a in
+                weak.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+            })
+        else { return nil }
+        // The same name objects (a template's) compare by identity: no bytes are read.
+        for index in strong.indices where strong[index].name != plan.names[index] { return nil }
+        return plan.steps
+    }
+
+    func keep(_ plan: Plan) { last.withLock { $0 = plan } }
+
+    /// The steps of the merge of `strong` over `weak`, walked against `base` by comparing names.
+    static func steps(
+        _ strong: ContiguousArray<ParameterTable.Entry>,
+        over weak: ContiguousArray<ParameterTable.Entry>,
+        base: ParameterTable.Base
+    ) -> [UInt32] {
+        let shared = base.entries
+        var steps: [UInt32] = []
+        steps.reserveCapacity(strong.count + weak.count)
+        var i = 0
+        var j = 0
+        var k = 0
+        while i < strong.count || j < weak.count {
+            let name: String
+            var step: UInt32
+            if j == weak.count || (i < strong.count && strong[i].name < weak[j].name) {
+                name = strong[i].name
+                step = fromStrong
+                i += 1
+            } else if i == strong.count || weak[j].name < strong[i].name {
+                name = weak[j].name
+                step = fromWeak
+                j += 1
+            } else {
+                name = weak[j].name
+                step = fromBoth
+                i += 1
+                j += 1
+            }
+            // Where it stands against the base: as `layered(over:)` walks the merged table.
+            var removed: UInt32 = 0
+            while k < shared.count && shared[k].name < name {
+                removed += 1
+                k += 1
+            }
+            if k < shared.count && shared[k].name == name {
+                step |= inBase
+                k += 1
+            }
+            steps.append(step | removed << removedShift)
+        }
+        return steps
     }
 }

@@ -135,15 +135,50 @@ struct ParameterTableTests {
         }
         var layered = 0
         var flat = 0
-        for round in 0..<2_000 {
-            let source = UInt32(ParameterTable.sourceIndex(.standard))
-            let strong = entries([10, 40, 70][round % 3], values: 3, sourced: false)
-            let weak = entries([0, 30, 60][round / 3 % 3], values: 3)
+        let plans = MergePlans()
+        let source = UInt32(ParameterTable.sourceIndex(.standard))
+        /// One walk (with the plans kept from the call before) against two steps.
+        func check(
+            _ strong: ContiguousArray<Entry>,
+            _ weak: ContiguousArray<Entry>,
+            _ base: ParameterTable.Base,
+            _ label: String
+        ) {
             // Two steps: the merged table, then kept over the base when `SharedPhoneState.parameters` would.
             var model: [String: Entry] = [:]
             for e in weak { model[e.name] = e }
             for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
             let whole = ParameterTable(sortedEntries: ContiguousArray(model.values.sorted { $0.name < $1.name }))
+            let twoSteps = whole.count >= ParameterTable.minLayeredCount ? whole.layered(over: base) : whole
+            var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
+            let oneWalk = ParameterTable.merged(
+                strong,
+                source: source,
+                over: weak,
+                layeredOver: base,
+                plans: plans,
+                bySource: &bySource
+            )
+            if let oneWalk {
+                layered += 1
+                #expect(twoSteps.base === base, "\(label): kept flat in two steps")
+                #expect(oneWalk.base === base && oneWalk.count == whole.count, "\(label)")
+                #expect(oneWalk.entries == twoSteps.entries, "\(label)")
+                #expect(oneWalk == whole, "\(label)")
+                var expected = [Int](repeating: 0, count: ParameterSource.allCases.count)
+                for e in whole.entries { expected[Int(e.bits & 0xFF)] += 1 }
+                #expect(bySource == expected, "\(label)")
+            } else {
+                flat += 1
+                #expect(twoSteps.base == nil, "\(label): layered in two steps, not in one walk")
+            }
+        }
+        for round in 0..<2_000 {
+            let strong = entries([10, 40, 70][round % 3], values: 3, sourced: false)
+            let weak = entries([0, 30, 60][round / 3 % 3], values: 3)
+            var model: [String: Entry] = [:]
+            for e in weak { model[e.name] = e }
+            for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
             // The base: an earlier phone's table, this one with some entries changed, dropped or added.
             let change = [5, 25, 60][round / 9 % 3]
             var baseModel = model
@@ -155,30 +190,41 @@ struct ParameterTableTests {
                 }
             }
             let base = ParameterTable.Base(ContiguousArray(baseModel.values.sorted { $0.name < $1.name }))
-            let twoSteps = whole.count >= ParameterTable.minLayeredCount ? whole.layered(over: base) : whole
-            var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
-            let oneWalk = ParameterTable.merged(
-                strong,
-                source: source,
-                over: weak,
-                layeredOver: base,
-                bySource: &bySource
-            )
-            if let oneWalk {
-                layered += 1
-                #expect(twoSteps.base === base, "round \(round): kept flat in two steps")
-                #expect(oneWalk.base === base && oneWalk.count == whole.count, "round \(round)")
-                #expect(oneWalk.entries == twoSteps.entries, "round \(round)")
-                #expect(oneWalk == whole, "round \(round)")
-                var expected = [Int](repeating: 0, count: ParameterSource.allCases.count)
-                for e in whole.entries { expected[Int(e.bits & 0xFF)] += 1 }
-                #expect(bySource == expected, "round \(round)")
-            } else {
-                flat += 1
-                #expect(twoSteps.base == nil, "round \(round): layered in two steps, not in one walk")
+            check(strong, weak, base, "round \(round)")
+            // The next phone: the same names with other values and attributes (the plan is taken)...
+            var next = strong
+            for index in next.indices where mix.below(2) == 0 {
+                next[index].value = "w\(mix.below(3))"
+                next[index].bits ^= 1 << 8
             }
+            check(next, weak, base, "round \(round), same names")
+            // Each of these differs from the plan kept by the call before it in one thing, so it must not be taken:
+            // one name of its own in place of one of the template's...
+            let missing = names.filter { name in !strong.contains { $0.name == name } }
+            if !next.isEmpty, !missing.isEmpty {
+                var swapped = next
+                swapped.remove(at: mix.below(swapped.count))
+                swapped.append(Entry(name: missing[mix.below(missing.count)], value: "own", bits: 0))
+                swapped.sort { $0.name < $1.name }
+                check(swapped, weak, base, "round \(round), another name")
+                check(next, weak, base, "round \(round), the template's names again")
+            }
+            // ...other shared files...
+            let notShared = names.filter { name in !weak.contains { $0.name == name } }
+            if !weak.isEmpty, !notShared.isEmpty {
+                // As many entries, one name another.
+                var otherWeak = weak
+                let gone = otherWeak.remove(at: mix.below(otherWeak.count))
+                otherWeak.append(Entry(name: notShared[mix.below(notShared.count)], value: "s", bits: gone.bits))
+                otherWeak.sort { $0.name < $1.name }
+                check(next, otherWeak, base, "round \(round), other shared files")
+                check(next, weak, base, "round \(round), the shared files again")
+            }
+            // ...another base.
+            let otherBase = ParameterTable.Base(ContiguousArray(base.entries.filter { _ in mix.below(4) != 0 }))
+            check(next, weak, otherBase, "round \(round), another base")
         }
-        #expect(layered > 200 && flat > 200)
+        #expect(layered > 600 && flat > 600)
     }
 
     @Test("a saved body kept as a delta against a shared reference gives the same bytes back")
