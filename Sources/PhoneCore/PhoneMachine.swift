@@ -326,6 +326,8 @@ public struct PhoneMachine: Sendable {
     private var cycle: Cycle?
     private var deferredTrigger: String?
     private var nextFetchID = 1
+    /// The last User-Agent made: its configured text, the macros it was expanded with, and the result.
+    private var lastUserAgent: (raw: String, macros: MacroContext, expanded: String)?
 
     public init(profile: PreparedProfile, flash: FlashSnapshot, discovery: DiscoveryOptions = DiscoveryOptions()) {
         self.profile = profile
@@ -505,6 +507,16 @@ public struct PhoneMachine: Sendable {
         }
     }
 
+    /// The User-Agent for `raw`, its macros expanded: the last one again when `raw` has not changed (a cycle's
+    /// fetches mostly send the same one).
+    private mutating func userAgent(_ raw: String) -> String {
+        let context = self.macros
+        if let last = lastUserAgent, last.raw == raw, last.macros == context { return last.expanded }
+        let expanded = context.expand(raw)
+        lastUserAgent = (raw, context, expanded)
+        return expanded
+    }
+
     private mutating func issueFetch(_ target: FetchTarget, _ step: inout Step) {
         guard var c = cycle else { return }
         let url = c.candidates[c.candidateIndex]
@@ -529,7 +541,7 @@ public struct PhoneMachine: Sendable {
             id: id,
             target: target,
             url: url,
-            userAgent: macros.expand(cycleValue("HTTP_USER_AGENT") ?? ""),
+            userAgent: userAgent(cycleValue("HTTP_USER_AGENT") ?? ""),
             username: user.isEmpty ? nil : user,
             password: user.isEmpty ? nil : pass,
             maxBytes: profile.profile.downloadCap,
@@ -1016,15 +1028,19 @@ public struct PhoneMachine: Sendable {
     /// and master files of the same cycle (the guide's worked example).
     func cycleValue(_ name: String) -> String? {
         if let e = flash.localEdits[name] { return e.value }
-        if let c = cycle {
-            for kind in [FileKind.standard, .product, .master, .initial] {
-                for input in c.inputs where input.kind == kind {
-                    if let value = input.value(name) { return value }
+        // The inputs alone (not the whole cycle), read in place: this runs several times for every fetch.
+        if let inputs = cycle?.inputs {
+            for kind in Self.precedence {
+                for index in inputs.indices where inputs[index].kind == kind {
+                    if let value = inputs[index].value(name) { return value }
                 }
             }
         }
         return value(name)
     }
+
+    /// The files, strongest first (spec §4).
+    private static let precedence: [FileKind] = [.standard, .product, .master, .initial]
 
     /// Parses a saved copy (saved copies are kept decrypted).
     private func parse(
