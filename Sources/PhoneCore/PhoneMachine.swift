@@ -326,8 +326,6 @@ public struct PhoneMachine: Sendable {
     private var cycle: Cycle?
     private var deferredTrigger: String?
     private var nextFetchID = 1
-    /// The last User-Agent made: its configured text, the macros it was expanded with, and the result.
-    private var lastUserAgent: (raw: String, macros: MacroContext, expanded: String)?
 
     public init(profile: PreparedProfile, flash: FlashSnapshot, discovery: DiscoveryOptions = DiscoveryOptions()) {
         self.profile = profile
@@ -507,13 +505,13 @@ public struct PhoneMachine: Sendable {
         }
     }
 
-    /// The User-Agent for `raw`, its macros expanded: the last one again when `raw` has not changed (a cycle's
-    /// fetches mostly send the same one).
+    /// The User-Agent for `raw`, its macros expanded: the cycle's last one again when `raw` has not changed (a
+    /// cycle's fetches mostly send the same one).
     private mutating func userAgent(_ raw: String) -> String {
         let context = self.macros
-        if let last = lastUserAgent, last.raw == raw, last.macros == context { return last.expanded }
+        if let last = cycle?.userAgent, last.raw == raw, last.macros == context { return last.expanded }
         let expanded = context.expand(raw)
-        lastUserAgent = (raw, context, expanded)
+        cycle?.userAgent = (raw, context, expanded)
         return expanded
     }
 
@@ -1071,6 +1069,8 @@ private struct Cycle: Sendable {
     var newKeyURL = ""
     var candidates: [String] = []
     var candidateIndex = 0
+    /// The last User-Agent made: its configured text, the macros it was expanded with, and the result.
+    var userAgent: (raw: String, macros: MacroContext, expanded: String)?
     var pendingFetch: Int?
     var initial: ConfigDocument?
     var inputs: [MergeInput] = []
