@@ -37,8 +37,10 @@ package struct ScannedEntries: Sendable {
     package var entries: [ConfigEntry]
     /// The file had an `<Initial>` element.
     package var hasInitialSection: Bool
-    /// The file as a template for the next one (`ConfigParser.values(_:like:file:accepting:limits:)`).
-    package var template: PlainXMLTemplate
+    /// The file as a template for the next one (`ConfigParser.values(_:like:file:accepting:limits:)`), when it was
+    /// asked for and can serve: nil when a parameter's text has a line end (a later file with another text there would
+    /// move the lines of the parameters after it) or a comment in it (no later file could match it).
+    package var template: PlainXMLTemplate?
 }
 
 /// A plain XML file kept so that the next file made from the same template (a fleet's per-phone files differ in a
@@ -110,24 +112,33 @@ struct XMLEntries {
 struct PlainXMLScanner {
     /// The document; nil when the bytes are not plain XML.
     static func read(_ bytes: [UInt8]) -> ConfigDocument? {
-        readInOrder(bytes).map(ConfigParser.document(of:))
+        readInOrder(bytes, keepingTemplate: false).map(ConfigParser.document(of:))
     }
 
     /// Every parameter in file order, and no dictionary (a fleet phone's own file, whose by-name document is made
     /// only when its names are new); nil when the bytes are not plain XML.
-    static func readInOrder(_ bytes: [UInt8]) -> ScannedEntries? {
+    /// - Parameter keepingTemplate: also make the file a template for the next one (`ScannedEntries.template`).
+    static func readInOrder(_ bytes: [UInt8], keepingTemplate: Bool) -> ScannedEntries? {
         bytes.withUnsafeBufferPointer { buffer in
             var scanner = PlainXMLScanner(buffer)
             let expected = XMLEntries.expectedCount(size: buffer.count)
             scanner.order.reserveCapacity(expected)
             scanner.texts.reserveCapacity(expected)
             guard scanner.scan() else { return nil }
-            let template = PlainXMLTemplate(
-                body: bytes,
-                texts: scanner.texts,
-                hasInitialSection: scanner.hasInitialSection,
-                values: scanner.order.map(\.value)
-            )
+            var template: PlainXMLTemplate?
+            // Texts of text alone, on one line (a CR is always a CRLF's): see `ScannedEntries.template`.
+            if keepingTemplate,
+                !scanner.texts.contains(where: { text in
+                    text.map { buffer[$0].contains { $0 == 0x0A || $0 == UInt8(ascii: "<") } } ?? false
+                })
+            {
+                template = PlainXMLTemplate(
+                    body: bytes,
+                    texts: scanner.texts,
+                    hasInitialSection: scanner.hasInitialSection,
+                    values: scanner.order.map(\.value)
+                )
+            }
             return ScannedEntries(
                 entries: scanner.order,
                 hasInitialSection: scanner.hasInitialSection,
@@ -140,9 +151,9 @@ struct PlainXMLScanner {
     /// nil otherwise (then the file is read).
     ///
     /// Every byte outside the texts must be the template's, and each text is read by `text()`, as the scanner reads
-    /// it, with no line end in it (the lines of the later parameters would move). The scanner reading these bytes
-    /// would then go through the same states as it did for the template, so it would find the same parameters, with
-    /// these values, and no more.
+    /// it, with no line end in it, as the template's texts have none (else the lines of the later parameters would
+    /// move). The scanner reading these bytes would then go through the same states as it did for the template, so it
+    /// would find the same parameters, on the same lines, with these values, and no more.
     static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> [String]? {
         guard bytes.count <= Self.maxFileBytes else { return nil }
         return bytes.withUnsafeBufferPointer { buffer in

@@ -77,7 +77,7 @@ public enum ConfigParser {
     ) throws(ConfigFormatError) -> FileOrder {
         switch try checkedFormat(bytes, file: file, accepting: accepting, limits: limits) {
         case .xml:
-            if let scanned = PlainXMLScanner.readInOrder(bytes) { return .scanned(scanned) }
+            if let scanned = PlainXMLScanner.readInOrder(bytes, keepingTemplate: true) { return .scanned(scanned) }
             return .document(try parseXMLWithLibXML2(bytes, file: file))
         case .text:
             return .document(try parseStandardFormat(bytes, file: file))

@@ -3,8 +3,10 @@ import Synchronization
 /// A counting gate for phones entering their boot-time provisioning: at most `limit` at once, the rest wait in
 /// arrival order. Waiting is cancellable (an interrupted fleet stops waiting at once).
 ///
-/// A waiter is woken when `batch` places are free, not at the first one: the fleet's one producer then starts that
-/// many phones before it waits again, instead of sleeping and being woken (two thread switches) for every phone.
+/// With `batch` above 1, a waiter is woken when that many places are free, not at the first one: the fleet's one
+/// producer then starts that many phones before it waits again, instead of sleeping and being woken (two thread
+/// switches) for every phone. Between wakes, up to `batch - 1` places stay free: the fleet uses it only for its own
+/// default limit, never for a `--max-booting` the user gave.
 final class AdmissionGate: Sendable {
     private struct State {
         var available: Int
@@ -12,20 +14,25 @@ final class AdmissionGate: Sendable {
         var waiters: [(id: Int, continuation: CheckedContinuation<Void, any Error>)] = []
     }
     private let state: Mutex<State>
-    /// Free places a waiter is woken at: an eighth of the limit, at most 32, at least 1.
+    /// Free places a waiter is woken at (1 to `limit`).
     let batch: Int
 
-    init(limit: Int) {
+    /// - Parameter batch: free places a waiter is woken at; `defaultBatch(limit:)` for the fleet's own default limit.
+    init(limit: Int, batch: Int = 1) {
         let limit = max(1, limit)
         state = Mutex(State(available: limit))
-        batch = max(1, min(32, limit / 8))
+        self.batch = min(max(1, batch), limit)
     }
+
+    /// An eighth of the limit, at most 32, at least 1.
+    static func defaultBatch(limit: Int) -> Int { max(1, min(32, limit / 8)) }
 
     /// Takes a place, waiting for one if none is free.
     /// - Throws: `CancellationError` when the waiting task is cancelled.
     func enter() async throws {
         let admitted = state.withLock { s in
-            guard s.available > 0 else { return false }
+            // Not ahead of anyone waiting (the places free below a batch are theirs).
+            guard s.available > 0, s.waiters.isEmpty else { return false }
             s.available -= 1
             return true
         }
@@ -37,7 +44,7 @@ final class AdmissionGate: Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
                 let now: Result<Void, any Error>? = state.withLock { s in
-                    if s.available > 0 {
+                    if s.available > 0 && s.waiters.isEmpty {
                         s.available -= 1
                         return .success(())
                     }
@@ -58,6 +65,9 @@ final class AdmissionGate: Sendable {
 
     /// How many wait (for tests).
     var waiting: Int { state.withLock { $0.waiters.count } }
+
+    /// How many places are free (for tests).
+    var free: Int { state.withLock { $0.available } }
 
     /// Gives a place back; the longest waiter takes one once `batch` are free.
     func leave() {

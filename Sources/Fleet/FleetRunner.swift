@@ -155,7 +155,11 @@ public final class FleetRunner: Sendable {
         let quiet = Logger(label: "vphone.fleet.phone", factory: { _ in SwiftLogNoOpLogHandler() })
         // Each phone runs on one loop thread, its actor included (`CurlLane`): no task or thread switch per file.
         let lanes = (transport as? CurlTransport)?.lanes ?? []
-        let gate = AdmissionGate(limit: options.maxBooting ?? 2 * options.loops * options.maxInFlightPerLoop)
+        // The user's --max-booting is kept to the phone; the default limit lets the producer start phones in batches.
+        let defaultLimit = 2 * options.loops * options.maxInFlightPerLoop
+        let gate =
+            options.maxBooting.map { AdmissionGate(limit: $0) }
+            ?? AdmissionGate(limit: defaultLimit, batch: AdmissionGate.defaultBatch(limit: defaultLimit))
         // Discarding: a phone's finished task is freed at once. A plain task group keeps every finished child until
         // its result is awaited, about 2.4 KB a phone, which made a 100,000-phone storm grow to 300 MiB.
         try await withThrowingDiscardingTaskGroup { group in

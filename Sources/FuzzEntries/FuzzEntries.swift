@@ -47,10 +47,10 @@ public enum FuzzEntries {
                 preconditionFailure("the plain-XML scanner read \(bytes.count) bytes unlike libxml2: \(reference)")
             }
         }
-        if let template = fleetTemplate,
+        if let template = fleetTemplate, let xml = template.template,
             let values = try? ConfigParser.values(
                 bytes,
-                like: template.template,
+                like: xml,
                 file: "fuzz.cfg",
                 accepting: [.xml],
                 limits: ConfigParser.defaultLimits
@@ -108,6 +108,7 @@ public enum FuzzEntries {
                 limits: ConfigParser.defaultLimits
             )
         else { preconditionFailure("the fleet template is not plain XML") }
+        precondition(scanned.template != nil, "the fleet template cannot serve as one")
         return scanned
     }()
 

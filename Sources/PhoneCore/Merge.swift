@@ -134,8 +134,10 @@ public final class MergeMemo: Sendable {
         /// Names in name order with their file-order indexes: the memo's `sorted` when the template was kept.
         fileprivate let sorted: [(index: Int, name: String)]
 
-        fileprivate init(_ scanned: ScannedEntries, sorted: [(index: Int, name: String)]) {
-            xml = scanned.template
+        /// nil when the file cannot serve as a template (`ScannedEntries.template`).
+        fileprivate init?(_ scanned: ScannedEntries, sorted: [(index: Int, name: String)]) {
+            guard let xml = scanned.template else { return nil }
+            self.xml = xml
             bits = scanned.entries.map { MergeRun.entry("", $0).bits }
             self.sorted = sorted
         }

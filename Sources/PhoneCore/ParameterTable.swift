@@ -421,6 +421,8 @@ final class MergePlans: Sendable {
     static let removedShift: UInt32 = 3
 
     private let last = Mutex<Plan?>(nil)
+    /// Walks that followed the kept plan (for tests).
+    let reused = Atomic<Int>(0)
 
     init() {}
 
@@ -438,6 +440,7 @@ final class MergePlans: Sendable {
         else { return nil }
         // The same name objects (a template's) compare by identity: no bytes are read.
         for index in strong.indices where strong[index].name != plan.names[index] { return nil }
+        reused.add(1, ordering: .relaxed)
         return plan.steps
     }
 
