@@ -54,7 +54,8 @@ struct FleetCommand: AsyncParsableCommand {
     @Option(
         help: ArgumentHelp(
             "Phones in their boot-time provisioning at once; later ones wait for a place, their latency counting "
-                + "from their intended start (default: 2 × --loops × --max-in-flight).",
+                + "from their intended start (default: 2 × --loops × --max-in-flight, and then waiting phones start "
+                + "in batches of up to 32 as places free up).",
             valueName: "n"
         )
     )
