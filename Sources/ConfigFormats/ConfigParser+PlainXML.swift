@@ -16,6 +16,14 @@
 // the template's, and only the texts are read, by the scanner's own text reader (`values(_:like:)`). The fuzz
 // target checks that whatever is read this way is what the scanner reads.
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 extension ConfigParser {
     /// The document the libxml2 reader makes of `bytes`, when they are plain XML; nil: let libxml2 read them.
     package static func scanPlainXML(_ bytes: [UInt8]) -> ConfigDocument? {
@@ -126,12 +134,7 @@ struct PlainXMLScanner {
             scanner.texts.reserveCapacity(expected)
             guard scanner.scan() else { return nil }
             var template: PlainXMLTemplate?
-            // Texts of text alone, on one line (a CR is always a CRLF's): see `ScannedEntries.template`.
-            if keepingTemplate,
-                !scanner.texts.contains(where: { text in
-                    text.map { buffer[$0].contains { $0 == 0x0A || $0 == UInt8(ascii: "<") } } ?? false
-                })
-            {
+            if keepingTemplate && scanner.textsAreOneLineOfText {
                 template = PlainXMLTemplate(
                     body: bytes,
                     texts: scanner.texts,
@@ -177,9 +180,7 @@ struct PlainXMLScanner {
                     }
                     guard scanner.line == 1 else { return nil }
                     // The template's text again (most values are the same in every phone's file): its value, shared.
-                    if scanner.carried.isEmpty && scanner.p - start == text.count
-                        && scanner.b[start..<scanner.p].elementsEqual(layout[text])
-                    {
+                    if scanner.carried.isEmpty && Self.same(buffer[start..<scanner.p], layout[text]) {
                         values.append(template.values[index])
                     } else {
                         values.append(scanner.leafText(end: scanner.p))
@@ -491,6 +492,14 @@ struct PlainXMLScanner {
         textStart = p
     }
 
+    /// Whether every parameter's text is text alone (no comment) on one line (a CR is always a CRLF's): see
+    /// `ScannedEntries.template`.
+    private var textsAreOneLineOfText: Bool {
+        texts.allSatisfy { text in
+            text.map { !b[$0].contains { $0 == 0x0A || $0 == UInt8(ascii: "<") } } ?? true
+        }
+    }
+
     /// A leaf's text: `carried`, then the bytes from `textStart` to `end`.
     private mutating func leafText(end: Int) -> String {
         if carried.isEmpty && (!hasCR || !b[textStart..<end].contains(0x0D)) {
@@ -657,27 +666,16 @@ struct PlainXMLScanner {
 
     /// Moves past `layout` when the bytes at `p` are the same; false otherwise.
     private mutating func skip(_ layout: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
-        let count = layout.count
-        guard count <= b.count - p else { return false }
-        guard count > 0 else { return true }
-        let here = UnsafeRawPointer(b.baseAddress! + p)
-        let there = UnsafeRawPointer(layout.base.baseAddress! + layout.startIndex)
-        var i = 0
-        while i + 8 <= count {
-            guard
-                here.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-                    == there.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            else { return false }
-            i += 8
-        }
-        while i < count {
-            guard here.load(fromByteOffset: i, as: UInt8.self) == there.load(fromByteOffset: i, as: UInt8.self) else {
-                return false
-            }
-            i += 1
-        }
-        p += count
+        guard layout.count <= b.count - p, Self.same(b[p..<(p + layout.count)], layout) else { return false }
+        p += layout.count
         return true
+    }
+
+    /// Whether two byte ranges hold the same bytes (`memcmp`: the layout between a fleet file's texts is most of it).
+    private static func same(_ x: Slice<UnsafeBufferPointer<UInt8>>, _ y: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        x.count == y.count
+            && (x.isEmpty
+                || memcmp(x.base.baseAddress! + x.startIndex, y.base.baseAddress! + y.startIndex, x.count) == 0)
     }
 
     private func starts(with literal: String) -> Bool {

@@ -328,7 +328,7 @@ public enum Merge {
                     layeredOver: base,
                     plans: memo.plans,
                     bySource: &bySource
-                )
+                ), table.count >= ParameterTable.minLayeredCount  // as `SharedPhoneState.parameters` keeps it
             {
                 return MergeResult(
                     parameters: table,

@@ -134,39 +134,13 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
 
     /// The same table, kept as its differences from `base` when that is smaller (a fleet's phones share most of
     /// their configuration: the product and master files' values, and every standard value they have in common).
+    /// More than half the table of its own: no gain (a phone configured unlike the first one), it stays flat.
     public func layered(over base: Base) -> ParameterTable {
         if self.base === base { return self }
         let flat = flatEntries
-        let shared = base.entries
-        var own = ContiguousArray<Entry>()
-        var i = 0
-        var j = 0
-        // More than half the table of its own: no gain (a phone configured unlike the first one).
-        let limit = flat.count / 2
-        while i < flat.count || j < shared.count {
-            if own.count > limit { return ParameterTable(sortedEntries: flat) }
-            if j == shared.count || (i < flat.count && flat[i].name < shared[j].name) {
-                own.append(flat[i])
-                i += 1
-            } else if i == flat.count || shared[j].name < flat[i].name {
-                own.append(Entry(name: shared[j].name, value: "", bits: Self.removedBits))
-                j += 1
-            } else {
-                // The name's shared copy: the phone's own copy of it is then freed.
-                if flat[i] != shared[j] {
-                    own.append(Entry(name: shared[j].name, value: flat[i].value, bits: flat[i].bits))
-                }
-                i += 1
-                j += 1
-            }
-        }
-        // Checked at the end too (the last entries may tip it), so that `merged(_:source:over:layeredOver:)`, which
-        // knows the size only at the end, keeps the same tables layered.
-        if own.count > limit { return ParameterTable(sortedEntries: flat) }
-        var out = ParameterTable(sortedEntries: own)
-        out.base = base
-        out.count = flat.count
-        return out
+        var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
+        return Self.merged(flat, source: 0, over: [], layeredOver: base, bySource: &bySource)
+            ?? ParameterTable(sortedEntries: flat)
     }
 
     /// Tables smaller than this are kept flat: layering them saves nothing.
@@ -176,9 +150,9 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
     public func makeBase() -> Base { Base(flatEntries) }
 
     /// The merge of `strong` over `weak` (a name in both takes `strong`'s value and bits, `source` added, and
-    /// `weak`'s copy of the name), kept as `SharedPhoneState.parameters` keeps it over `base`, in one walk: the merged
-    /// table is never made. nil when it would be kept flat (under `minLayeredCount` entries, or more than half of
-    /// them its own); then merge and layer it as usual.
+    /// `weak`'s copy of the name), kept as its differences from `base` in one walk: the merged table is never made.
+    /// nil when more than half of it would be its own (`layered(over:)` keeps such a table flat). `layered(over:)` is
+    /// this with nothing under `strong`.
     ///
     /// The walk's course depends on the names alone, so it is kept in `plans` for the next phone whose file has the
     /// same names over the same shared merge and base: that phone's walk compares no names.
@@ -240,7 +214,7 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
             k += 1
         }
         let count = steps.count
-        guard count >= Self.minLayeredCount, own.count <= count / 2 else { return nil }
+        guard own.count <= count / 2 else { return nil }
         var out = ParameterTable(sortedEntries: own)
         out.base = base
         out.count = count
@@ -475,7 +449,7 @@ final class MergePlans: Sendable {
                 i += 1
                 j += 1
             }
-            // Where it stands against the base: as `layered(over:)` walks the merged table.
+            // Against the base: its names before this one are removed; this one is compared with its, or added.
             var removed: UInt32 = 0
             while k < shared.count && shared[k].name < name {
                 removed += 1

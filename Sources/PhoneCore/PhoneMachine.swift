@@ -186,10 +186,10 @@ public final class PreparedProfile: Sendable {
             let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
             return (doc, documents.store(body, doc, key: key))
         }
-        // A phone's own file: read in file order, and put in name order as the last one was when it has the same
-        // names; its document is then never made (the run stands for it). (A product or master file seen for the
-        // first time would only take the standard files' place in that memo.)
-        // The last phone's file with other values: only its texts are read.
+        // A phone's own file. The last phone's file with other values: only its texts are read. Else it is read in
+        // file order, and put in name order as the last one was when it has the same names. Either way its document
+        // is never made (the run stands for it). (A product or master file seen for the first time would only take
+        // the standard files' place in that memo.)
         if let template = merges.ownTemplate(),
             let values = try ConfigParser.values(
                 body,

@@ -118,7 +118,7 @@ struct ParameterTableTests {
         }
     }
 
-    @Test("a phone's file merged over the shared files and layered over the base in one walk: the two-step result")
+    @Test("a phone's file merged over the shared files and layered over the base in one walk: the result made by hand")
     func mergedAndLayeredInOneWalk() {
         typealias Entry = ParameterTable.Entry
         var mix = SplitMix64(seed: 0xBA5E)
@@ -138,19 +138,34 @@ struct ParameterTableTests {
         var flat = 0
         let plans = MergePlans()
         let source = UInt32(ParameterTable.sourceIndex(.standard))
-        /// One walk (with the plans kept from the call before) against two steps.
+        /// One walk (with the plans kept from the call before) against the merged table and its differences from
+        /// the base, each made by hand.
         func check(
             _ strong: ContiguousArray<Entry>,
             _ weak: ContiguousArray<Entry>,
             _ base: ParameterTable.Base,
             _ label: String
         ) {
-            // Two steps: the merged table, then kept over the base when `SharedPhoneState.parameters` would.
+            // The merged table.
             var model: [String: Entry] = [:]
             for e in weak { model[e.name] = e }
             for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
             let whole = ParameterTable(sortedEntries: ContiguousArray(model.values.sorted { $0.name < $1.name }))
-            let twoSteps = whole.count >= ParameterTable.minLayeredCount ? whole.layered(over: base) : whole
+            // Its differences from the base: the names the base lacks, the base's names it lacks (removed), and
+            // the base's names whose entry differs (the base's copy of the name); flat when more than half its own.
+            let baseByName = Dictionary(uniqueKeysWithValues: base.entries.map { ($0.name, $0) })
+            var differences = ContiguousArray<Entry>()
+            for name in Set(model.keys).union(baseByName.keys).sorted() {
+                switch (model[name], baseByName[name]) {
+                case (let e?, nil): differences.append(e)
+                case (nil, let b?): differences.append(Entry(name: b.name, value: "", bits: ParameterTable.removedBits))
+                case (let e?, let b?) where e != b:
+                    differences.append(Entry(name: b.name, value: e.value, bits: e.bits))
+                default: break
+                }
+            }
+            let keptLayered = differences.count <= whole.count / 2
+            #expect((whole.layered(over: base).base === base) == keptLayered, "\(label): layered(over:)")
             var bySource = [Int](repeating: 0, count: ParameterSource.allCases.count)
             let oneWalk = ParameterTable.merged(
                 strong,
@@ -162,16 +177,16 @@ struct ParameterTableTests {
             )
             if let oneWalk {
                 layered += 1
-                #expect(twoSteps.base === base, "\(label): kept flat in two steps")
+                #expect(keptLayered, "\(label): layered, though more than half its own")
                 #expect(oneWalk.base === base && oneWalk.count == whole.count, "\(label)")
-                #expect(oneWalk.entries == twoSteps.entries, "\(label)")
+                #expect(oneWalk.entries == differences, "\(label)")
                 #expect(oneWalk == whole, "\(label)")
                 var expected = [Int](repeating: 0, count: ParameterSource.allCases.count)
                 for e in whole.entries { expected[Int(e.bits & 0xFF)] += 1 }
                 #expect(bySource == expected, "\(label)")
             } else {
                 flat += 1
-                #expect(twoSteps.base == nil, "\(label): layered in two steps, not in one walk")
+                #expect(!keptLayered, "\(label): kept flat, though at most half its own")
             }
         }
         for round in 0..<2_000 {
