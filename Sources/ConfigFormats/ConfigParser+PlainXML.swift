@@ -12,9 +12,10 @@
 // would return the same one, and the `config-xml` fuzz target checks exactly that on every input it tries.
 //
 // A fleet's per-phone files come from one template and differ in a few values. The last phone's file is kept
-// (`PlainXMLTemplate`), and the next one is first read against it: its bytes outside the parameters' texts must be
-// the template's, and only the texts are read, by the scanner's own text reader (`values(_:like:)`). The fuzz
-// target checks that whatever is read this way is what the scanner reads.
+// (`PlainXMLTemplate`), and the next one is first read against it: its bytes outside the parameters' texts and the
+// template's one-line comments must be the template's, and only the texts (and those comments, which servers often
+// write per phone: `<!-- for 0080F0A1B2C3, 2026-11-27 08:00 -->`) are read, by the scanner's own readers
+// (`values(_:like:)`). The fuzz target checks that whatever is read this way is what the scanner reads.
 
 #if canImport(Glibc)
 import Glibc
@@ -58,6 +59,11 @@ package struct PlainXMLTemplate: Sendable {
     /// Each parameter's text in file order: its range in `body`, from its start tag's end to its end tag; nil for
     /// an empty-element tag (`<NAME/>`), whose empty value is part of the layout.
     let texts: [Range<Int>?]
+    /// The comments on one line (outside the texts, as a template has no other), in file order: each one's range in
+    /// `body` from right after its `<!--` to right after its `-->`. The next file may say anything there that the
+    /// scanner reads as a comment (a comment makes no parameter), on one line but after the last parameter. A comment
+    /// over several lines is layout like the rest.
+    let comments: [Range<Int>]
     /// The file had an `<Initial>` element.
     package let hasInitialSection: Bool
     /// Its parameters' values in file order: a text with the same bytes in the next file is given this copy.
@@ -138,6 +144,7 @@ struct PlainXMLScanner {
                 template = PlainXMLTemplate(
                     body: bytes,
                     texts: scanner.texts,
+                    comments: scanner.comments.filter { !buffer[$0].contains(0x0A) },
                     hasInitialSection: scanner.hasInitialSection,
                     values: scanner.order.map(\.value)
                 )
@@ -153,10 +160,11 @@ struct PlainXMLScanner {
     /// The values of the parameters of `bytes` in file order, when the bytes are `template`'s file with other texts;
     /// nil otherwise (then the file is read).
     ///
-    /// Every byte outside the texts must be the template's, and each text is read by `text()`, as the scanner reads
-    /// it, with no line end in it, as the template's texts have none (else the lines of the later parameters would
-    /// move). The scanner reading these bytes would then go through the same states as it did for the template, so it
-    /// would find the same parameters, on the same lines, with these values, and no more.
+    /// Every byte outside the texts and the one-line comments must be the template's; each text is read by `text()`
+    /// and each of those comments by `commentText()`, as the scanner reads them, with no line end before the last text
+    /// (else the lines of the later parameters would move: each text checks that the scanner is still on its first
+    /// line), as the template has none there. The scanner reading these bytes would then go through the same states as
+    /// it did for the template, so it would find the same parameters, on the same lines, with these values, and no more.
     static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> [String]? {
         guard bytes.count <= Self.maxFileBytes else { return nil }
         return bytes.withUnsafeBufferPointer { buffer in
@@ -165,12 +173,14 @@ struct PlainXMLScanner {
                 var values: [String] = []
                 values.reserveCapacity(template.texts.count)
                 var from = 0
+                var comment = 0
                 for (index, text) in template.texts.enumerated() {
                     guard let text else {
                         values.append("")
                         continue
                     }
-                    guard scanner.skip(layout[from..<text.lowerBound]) else { return nil }
+                    guard scanner.skip(layout, from: &from, to: text.lowerBound, comments: template.comments, &comment)
+                    else { return nil }
                     let start = scanner.p
                     scanner.textStart = start
                     do {
@@ -187,7 +197,9 @@ struct PlainXMLScanner {
                     }
                     from = text.upperBound
                 }
-                guard scanner.skip(layout[from...]), scanner.p == buffer.count else { return nil }
+                guard scanner.skip(layout, from: &from, to: layout.count, comments: template.comments, &comment),
+                    scanner.p == buffer.count
+                else { return nil }
                 return values
             }
         }
@@ -225,6 +237,8 @@ struct PlainXMLScanner {
     private var order: [ConfigEntry] = []
     /// Every parameter's text, as `PlainXMLTemplate.texts` holds it.
     private var texts: [Range<Int>?] = []
+    /// Every comment, from right after its `<!--` to right after its `-->` (`PlainXMLTemplate.comments`).
+    private var comments: [Range<Int>] = []
     /// The attributes of the start tag being read: names and values as ranges of `b`.
     private var attributes: [(name: Range<Int>, value: Range<Int>)] = []
 
@@ -308,6 +322,13 @@ struct PlainXMLScanner {
     private mutating func comment() throws(GiveUp) {
         guard starts(with: "<!--") else { throw GiveUp() }
         p += 4
+        let start = p
+        try commentText()
+        comments.append(start..<p)
+    }
+
+    /// A comment's text and its `-->`, from right after its `<!--`.
+    private mutating func commentText() throws(GiveUp) {
         while p + 2 < b.count {
             let c = b[p]
             if c == UInt8(ascii: "-") {
@@ -662,6 +683,31 @@ struct PlainXMLScanner {
             p += 1
         }
         return p > start
+    }
+
+    /// Moves past the template's bytes from `from` up to `end`, each of its one-line comments before `end` (from
+    /// `comments[next]` on) read as the scanner reads a comment; false when the bytes at `p` differ or are no comment.
+    private mutating func skip(
+        _ layout: UnsafeBufferPointer<UInt8>,
+        from: inout Int,
+        to end: Int,
+        comments: [Range<Int>],
+        _ next: inout Int
+    ) -> Bool {
+        while next < comments.count, comments[next].lowerBound < end {
+            let comment = comments[next]
+            guard skip(layout[from..<comment.lowerBound]) else { return false }
+            do {
+                try commentText()
+            } catch {
+                return false
+            }
+            from = comment.upperBound
+            next += 1
+        }
+        guard skip(layout[from..<end]) else { return false }
+        from = end
+        return true
     }
 
     /// Moves past `layout` when the bytes at `p` are the same; false otherwise.

@@ -269,9 +269,10 @@ private func readAgainst(
 }
 
 /// A fleet phone's own file: one template, per-phone values (`values[k]` is the k-th parameter's text as written).
-private func fleetFile(_ values: [String], lineEnd: String = "\n") -> String {
+/// `comment`: the text of the comment the file has inside its root, as servers write one per phone.
+private func fleetFile(_ values: [String], lineEnd: String = "\n", comment: String = " made for {MAC} ") -> String {
     let lines = [
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<PANASIPPhoneConfig>", "<!-- made for {MAC} -->", "<Device>",
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<PANASIPPhoneConfig>", "<!--\(comment)-->", "<Device>",
         "<Lines>", "<Line idx=\"1\">", "<PHONE_NUMBER>\(values[0])</PHONE_NUMBER>",
         "<DISPLAY_NAME perm=\"RW\">\(values[1])</DISPLAY_NAME>",
         "<SIP_PASS perm='!' access=\"A\">\(values[2])</SIP_PASS>",
@@ -336,6 +337,40 @@ struct PlainXMLTemplateTests {
     }
 
     @Test(
+        "a one-line comment may say anything the scanner reads (servers write one per phone): only its text is read",
+        arguments: [
+            " made for 0080F0000002 ", "", "x-y", " é ☎ 2026-11-27 08:00:00, a longer one than the template's ", "<>&",
+        ]
+    )
+    func perPhoneComment(_ comment: String) throws {
+        let second = ["20002", "Ext 2000 L2", "y999", "ntp2.example.net"]
+        for lineEnd in ["\n", "\r\n"] {
+            let template = try #require(scanned(Array(fleetFile(Self.first, lineEnd: lineEnd).utf8)))
+            let file = fleetFile(second, lineEnd: lineEnd, comment: comment)
+            let read = readAgainst(template, Array(file.utf8), file)
+            #expect(read == [second[0], second[1], second[2], "", "", second[3]], "\(file)")
+            // Before and after the root too, and a comment the template has twice in a row.
+            let around = { (text: String) in
+                fleetFile(second, lineEnd: lineEnd, comment: text).replacingOccurrences(
+                    of: "<PANASIPPhoneConfig>",
+                    with: "<!--\(text)--><!--\(text)-->" + lineEnd + "<PANASIPPhoneConfig>"
+                ) + "<!--\(text)-->" + lineEnd
+            }
+            let aroundTemplate = try #require(scanned(Array(around(" at 08:00 ").utf8)))
+            #expect(readAgainst(aroundTemplate, Array(around(comment).utf8), around(comment)) != nil)
+        }
+    }
+
+    @Test("a comment over several lines is layout: the same one is read, another one is not")
+    func multiLineCommentIsLayout() throws {
+        let template = try #require(scanned(Array(fleetFile(Self.first, comment: " made\nfor {MAC} ").utf8)))
+        let same = fleetFile(["2", "n", "p", "t"], comment: " made\nfor {MAC} ")
+        #expect(readAgainst(template, Array(same.utf8), same) == ["2", "n", "p", "", "", "t"])
+        let other = fleetFile(["2", "n", "p", "t"], comment: " made\nfor 0080F0000002 ")
+        #expect(readAgainst(template, Array(other.utf8), other) == nil)
+    }
+
+    @Test(
         "a file the template cannot stand for is read in full: another layout, or a text the scanner would not read alone",
         arguments: [
             // texts: a line end (the later parameters' lines move), CRLF, a lone CR, a comment or an element inside,
@@ -346,11 +381,16 @@ struct PlainXMLTemplateTests {
             fleetFile(["1", "a]]>b", "p", "t"]), fleetFile(["1", "&#65;", "p", "t"]),
             fleetFile(["1", "&nbsp;", "p", "t"]),
             fleetFile(["1", "\u{85}", "p", "t"]),
-            // layout: an attribute, a blank, a name, the comment, the line index, an empty element, the end
+            // layout: an attribute, a blank, a name, the line index, an empty element, the end
             fleetFile(Self.first).replacingOccurrences(of: "perm=\"RW\"", with: "perm=\"R\""),
             fleetFile(Self.first).replacingOccurrences(of: "<NTP_ADDR>", with: "<NTP_ADDR >"),
             fleetFile(Self.first).replacingOccurrences(of: "NTP_ADDR", with: "NTP_ADDX"),
-            fleetFile(Self.first).replacingOccurrences(of: "{MAC}", with: "0080F0000002"),
+            // a comment: over two lines (the later lines move), with `--` or ending in `-` (libxml2 refuses
+            // both), ending early and going on as layout that is not the template's, or not a comment at all
+            fleetFile(Self.first, comment: " two\nlines "), fleetFile(Self.first, comment: " two\r\nlines "),
+            fleetFile(Self.first, comment: " a -- b "), fleetFile(Self.first, comment: " a -"),
+            fleetFile(Self.first, comment: " a --> <X>1</X> <!-- b "),
+            fleetFile(Self.first).replacingOccurrences(of: "<!-- made for {MAC} -->", with: "<X/>"),
             fleetFile(Self.first).replacingOccurrences(of: "idx=\"1\"", with: "idx=\"2\""),
             fleetFile(Self.first).replacingOccurrences(of: "<SELF_CLOSED/>", with: "<SELF_CLOSED>v</SELF_CLOSED>"),
             fleetFile(Self.first).replacingOccurrences(of: "<EMPTY_ONE></EMPTY_ONE>", with: "<EMPTY_ONE/>"),

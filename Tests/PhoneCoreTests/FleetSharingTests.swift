@@ -257,6 +257,29 @@ struct FleetSharingTests {
         #expect(template() == Array(spaced.utf8))
     }
 
+    @Test("files that differ in a one-line comment too (servers write one per phone) are still read by their texts")
+    func perPhoneCommentKeepsTheTemplate() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        func file(_ i: Int) -> String {
+            Self.standard(i).replacingOccurrences(
+                of: "<Device>\n",
+                with: "<Device>\n<!-- for phone \(i), made 2026-11-27 08:00:0\(i) -->\n"
+            )
+        }
+        // Whether phone 1's file is still the template (a file read in full with another layout would be the next one).
+        func keptFirst() -> Bool { prepared.merges.ownTemplate()?.xml.body == Array(file(1).utf8) }
+        _ = try prepared.parsed(Array(file(1).utf8), file: "standard", kind: .standard)
+        #expect(keptFirst())
+        for i in [2, 4] {  // phone 3's file has names of its own
+            // Read against phone 1's file.
+            let run = try #require(try prepared.parsed(Array(file(i).utf8), file: "standard", kind: .standard).run)
+            let document = try ConfigParser.parse(Array(file(i).utf8), file: "standard")
+            #expect(run.standsForDocument)
+            #expect(run.device == MergeRun(document, interned: true, common: false).device)
+            #expect(keptFirst())
+        }
+    }
+
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
     func standardFileSeenAgainStaysOwn() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
