@@ -61,8 +61,8 @@ package struct PlainXMLTemplate: Sendable {
     let texts: [Range<Int>?]
     /// The comments on one line (outside the texts, as a template has no other), in file order: each one's range in
     /// `body` from right after its `<!--` to right after its `-->`. The next file may say anything there that the
-    /// scanner reads as a comment (a comment makes no parameter), on one line but after the last parameter. A comment
-    /// over several lines is layout like the rest.
+    /// scanner reads as a comment, on one line (a comment makes no parameter, and the lines of the later ones stay).
+    /// A comment over several lines is layout like the rest.
     let comments: [Range<Int>]
     /// The file had an `<Initial>` element.
     package let hasInitialSection: Bool
@@ -161,10 +161,11 @@ struct PlainXMLScanner {
     /// nil otherwise (then the file is read).
     ///
     /// Every byte outside the texts and the one-line comments must be the template's; each text is read by `text()`
-    /// and each of those comments by `commentText()`, as the scanner reads them, with no line end before the last text
-    /// (else the lines of the later parameters would move: each text checks that the scanner is still on its first
-    /// line), as the template has none there. The scanner reading these bytes would then go through the same states as
-    /// it did for the template, so it would find the same parameters, on the same lines, with these values, and no more.
+    /// and each of those comments by `commentText()`, as the scanner reads them, with no line end in any (the scanner
+    /// counts only the line ends it reads there, and its count must stay 1), as the template's have none: else the
+    /// lines of the later parameters, `<NAME/>` ones included, would move. The scanner reading these bytes would then
+    /// go through the same states as it did for the template, so it would find the same parameters, on the same lines,
+    /// with these values, and no more.
     static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> [String]? {
         guard bytes.count <= Self.maxFileBytes else { return nil }
         return bytes.withUnsafeBufferPointer { buffer in
@@ -686,7 +687,8 @@ struct PlainXMLScanner {
     }
 
     /// Moves past the template's bytes from `from` up to `end`, each of its one-line comments before `end` (from
-    /// `comments[next]` on) read as the scanner reads a comment; false when the bytes at `p` differ or are no comment.
+    /// `comments[next]` on) read as the scanner reads a comment, on one line; false when the bytes at `p` differ or are no
+    /// comment on one line.
     private mutating func skip(
         _ layout: UnsafeBufferPointer<UInt8>,
         from: inout Int,
@@ -702,6 +704,7 @@ struct PlainXMLScanner {
             } catch {
                 return false
             }
+            guard line == 1 else { return false }
             from = comment.upperBound
             next += 1
         }

@@ -361,6 +361,28 @@ struct PlainXMLTemplateTests {
         }
     }
 
+    @Test(
+        "a line end in a comment moves the parameters after it, empty ones too: read in full",
+        arguments: ["\n", "\r\n"]
+    )
+    func lineEndInACommentAfterTheLastText(_ lineEnd: String) throws {
+        // After the last text, only an empty-element parameter is left to move; with no text at all, the same.
+        for (layout, values) in [
+            ("<PANASIPPhoneConfig>\n<A>1</A>\n<!--%@-->\n<B/>\n</PANASIPPhoneConfig>\n", ["2", ""]),
+            ("<PANASIPPhoneConfig><!--%@--><B/></PANASIPPhoneConfig>", [""]),
+        ] {
+            func file(_ comment: String, _ value: String) -> String {
+                layout.replacingOccurrences(of: "%@", with: comment).replacingOccurrences(of: ">1<", with: ">\(value)<")
+            }
+            let template = try #require(scanned(Array(file(" x ", "1").utf8)))
+            #expect(template.template != nil)
+            let oneLine = file(" y ", "2")
+            #expect(readAgainst(template, Array(oneLine.utf8), oneLine) == values)
+            let twoLines = file(" x\(lineEnd)y ", "2")
+            #expect(readAgainst(template, Array(twoLines.utf8), twoLines) == nil, "\(twoLines)")
+        }
+    }
+
     @Test("a comment over several lines is layout: the same one is read, another one is not")
     func multiLineCommentIsLayout() throws {
         let template = try #require(scanned(Array(fleetFile(Self.first, comment: " made\nfor {MAC} ").utf8)))
