@@ -94,6 +94,8 @@ public enum FuzzEntries {
         <EMPTY_ONE></EMPTY_ONE>
         <SELF_CLOSED/>
         <NTP_ADDR>ntp.example.net</NTP_ADDR>
+        <!-- after the last text -->
+        <TAIL_EMPTY/>
         </Device>
         </PANASIPPhoneConfig>
 
