@@ -50,7 +50,13 @@ struct FleetCommand: AsyncParsableCommand {
                 + "most 16)."
         )
     ) var loops: Int?
-    @Option(help: "Transfers in flight per loop; the rest wait their turn.") var maxInFlight: Int = 256
+    @Option(
+        help: ArgumentHelp(
+            "Transfers in flight per loop; the rest wait their turn. A server nearby needs fewer (64 does the same "
+                + "work with less CPU on loopback); a distant one at least the rate wanted × a request's time, over "
+                + "all loops."
+        )
+    ) var maxInFlight: Int = 256
     @Option(
         help: ArgumentHelp(
             "Phones in their boot-time provisioning at once; later ones wait for a place, their latency counting "
