@@ -41,6 +41,9 @@ final class CurlLoop: @unchecked Sendable {
 
     /// The loop thread's id (0 until it starts), to tell it apart without taking the lock.
     private let threadID = Atomic<UInt>(0)
+    /// Nanoseconds the loop has slept in `curl_multi_poll` with every place taken and transfers waiting for one: time
+    /// in which only a higher `maxInFlight` could have asked the server for more.
+    private let idleAtCapNs = Atomic<UInt64>(0)
     /// Runs the jobs that arrive after the loop has stopped (an actor shutting its phone down after the
     /// transport), one at a time as a serial executor must.
     private let fallback: DispatchQueue
@@ -141,6 +144,10 @@ final class CurlLoop: @unchecked Sendable {
         if mustWait { stopped.wait() }
     }
 
+    /// Seconds the loop has waited on the network with `maxInFlight` transfers in flight and more waiting for a place:
+    /// while it did, the limit, not the server or this machine's CPU, held the transfers back.
+    var idleAtCapSeconds: Double { Double(idleAtCapNs.load(ordering: .relaxed)) / 1e9 }
+
     /// The most transfers this loop has had in flight at once (for tests and diagnostics).
     var maxObservedInFlight: Int {
         lock.lock()
@@ -195,7 +202,12 @@ final class CurlLoop: @unchecked Sendable {
                 lock.unlock()
                 var ready: Int32 = 0
                 let wait = pending ? 0 : Self.idlePollMs
+                let atCap = active.count >= maxInFlight && queue.count > 0
+                let slept = atCap ? DispatchTime.now().uptimeNanoseconds : 0
                 try Curl.check(curl_multi_poll(multi, nil, 0, wait, &ready), "curl_multi_poll")
+                if atCap {
+                    idleAtCapNs.add(DispatchTime.now().uptimeNanoseconds - slept, ordering: .relaxed)
+                }
             } catch {
                 // The multi handle is unusable: fail everything rather than spin.
                 loopFailure = "libcurl event loop \(index) stopped: \(error)"

@@ -81,6 +81,10 @@ public final class CurlTransport: Transport, @unchecked Sendable {
     /// For each loop, the most transfers it has had in flight at once.
     var maxObservedInFlight: [Int] { loops.map(\.maxObservedInFlight) }
 
+    /// For each loop, the seconds it waited on the network with every place taken and transfers waiting for one:
+    /// the share of a run spent so says whether `maxInFlightPerLoop`, rather than the server, set the pace.
+    public var idleAtCapSeconds: [Double] { loops.map(\.idleAtCapSeconds) }
+
     /// Starts the download; `completion` is called once, on a loop thread (see the type's notes).
     public func fetch(
         _ request: FetchRequest,

@@ -191,6 +191,13 @@ struct FleetCommand: AsyncParsableCommand {
         }
         transport.shutdown()
         metrics?.stop()
+        if let note = FleetRunner.capNote(
+            idleSeconds: transport.idleAtCapSeconds,
+            durationS: duration,
+            maxInFlight: maxInFlight
+        ) {
+            fail(note)
+        }
         let result = stats.report(durationS: duration)
         if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(Self.summary(result))

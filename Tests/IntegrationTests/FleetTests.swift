@@ -213,6 +213,23 @@ extension FleetTests {
 }
 
 extension FleetTests {
+    @Test func aSlowServerHeldBackByTheInFlightLimitGetsANote() throws {
+        // Each standard file takes about a second (nginx sends 400 bytes a second); one transfer at a time, and the
+        // other phone's next file waits: the loop has nothing to do but wait on the server.
+        let count = 3
+        let slow = "location ~ ^/Config0080F010000 { limit_rate 400; }"
+        let server = try fleetServer(count: count, extraConfig: slow)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let held = try fleet(server, ["--loops", "1", "--max-in-flight", "1"], count: count, cwd: dir)
+        #expect(held.code == 0, "\(held.stderr)")
+        #expect(held.stderr.contains("with 1 transfers in flight each and more waiting"), "\(held.stderr)")
+        #expect(held.stdout.contains("3 provisioned"))
+        // Room for every transfer: none waits, no note.
+        let free = try fleet(server, ["--loops", "1", "--max-in-flight", "8"], count: count, cwd: dir)
+        #expect(free.code == 0, "\(free.stderr)")
+        #expect(!free.stderr.contains("--max-in-flight set the pace"), "\(free.stderr)")
+    }
+
     @Test func oneBootingPhoneAtATimeFetchesDepthFirst() throws {
         let count = 20
         let server = try fleetServer(count: count)
