@@ -180,11 +180,11 @@ struct FleetCommand: AsyncParsableCommand {
         do {
             duration = try await work.value
         } catch {
-            progress?.cancel()
+            endProgress(progress)
             fail("fleet stopped: \(error)")
             throw Exit.data
         }
-        progress?.cancel()
+        endProgress(progress)
         if let signal = stopper.signalName {
             let done = stats.progress().done
             fail("stopped by \(signal): the outputs cover the \(done) phone(s) that had finished booting")
@@ -199,7 +199,6 @@ struct FleetCommand: AsyncParsableCommand {
             fail(note)
         }
         let result = stats.report(durationS: duration)
-        if !quiet { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
         print(Self.summary(result))
         try write({ result.json() }, to: report)
         try write({ Array(stats.csv().utf8) }, to: csv)
@@ -240,6 +239,13 @@ struct FleetCommand: AsyncParsableCommand {
             fail("cannot write \(path)")
             throw Exit.data
         }
+    }
+
+    /// Stops the progress line and clears it, before anything else is written to stderr (a note, a signal's message).
+    private func endProgress(_ progress: Task<Void, Never>?) {
+        guard let progress else { return }
+        progress.cancel()
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 
     private func startProgress(stats: FleetStats, total: Int) -> Task<Void, Never> {

@@ -12,7 +12,8 @@ struct CapNoteTests {
         let note = try #require(FleetRunner.capNote(idleSeconds: [3, 2], durationS: 10, maxInFlight: 64))
         #expect(note.contains("25% of the run"))
         #expect(note.contains("64 transfers in flight"))
-        #expect(note.contains("raise it"))
+        #expect(note.contains("with it raised"))
+        #expect(FleetRunner.capNote(idleSeconds: [3], durationS: 10, maxInFlight: 1)?.contains("1 transfer in") == true)
         #expect(
             FleetRunner.capNote(idleSeconds: [8], durationS: 10, maxInFlight: 1)?.contains("80% of the run") == true
         )
