@@ -47,15 +47,15 @@ public enum FuzzEntries {
                 preconditionFailure("the plain-XML scanner read \(bytes.count) bytes unlike libxml2: \(reference)")
             }
         }
-        if let template = fleetTemplate, let xml = template.template,
-            let values = try? ConfigParser.values(
-                bytes,
-                like: xml,
-                file: "fuzz.cfg",
-                accepting: [.xml],
-                limits: ConfigParser.defaultLimits
-            )
-        {
+        let (template, xml) = fleetTemplate
+        if let values = try? ConfigParser.values(
+            bytes,
+            like: xml,
+            file: "fuzz.cfg",
+            accepting: [.xml],
+            limits: ConfigParser.defaultLimits
+        ) {
+            precondition(values.count == template.entries.count, "a value for every one of the template's entries")
             var expected = template.entries
             for index in expected.indices { expected[index].value = values[index] }
             guard
@@ -101,7 +101,7 @@ public enum FuzzEntries {
 
         """
 
-    private static let fleetTemplate: ScannedEntries? = {
+    private static let fleetTemplate: (entries: ScannedEntries, xml: PlainXMLTemplate) = {
         guard
             case .scanned(let scanned)? = try? ConfigParser.parseInFileOrder(
                 Array(fleetTemplateText.utf8),
@@ -110,8 +110,8 @@ public enum FuzzEntries {
                 limits: ConfigParser.defaultLimits
             )
         else { preconditionFailure("the fleet template is not plain XML") }
-        precondition(scanned.template != nil, "the fleet template cannot serve as one")
-        return scanned
+        guard let xml = scanned.template else { preconditionFailure("the fleet template cannot serve as one") }
+        return (scanned, xml)
     }()
 
     /// Standard Format text: the bytes as they are when they start with the 44-byte header (after an optional

@@ -93,12 +93,11 @@ final class MergeRun: Sendable {
 
     /// A file's entry as a run holds it: `bits` carries the perm/access pair's number (the merge adds the source).
     static func entry(_ name: String, _ e: ConfigEntry) -> ParameterTable.Entry {
-        ParameterTable.Entry(
-            name: name,
-            value: e.value,
-            bits: ParameterAttributes.number(perm: e.perm, access: e.access) << 8
-        )
+        ParameterTable.Entry(name: name, value: e.value, bits: bits(e))
     }
+
+    /// An entry's `bits` in a run: its perm/access pair's number (the merge adds the source).
+    static func bits(_ e: ConfigEntry) -> UInt32 { ParameterAttributes.number(perm: e.perm, access: e.access) << 8 }
 }
 
 /// The merge of the files many phones share (product, master, initial), kept for the next phone with the same ones.
@@ -138,7 +137,7 @@ public final class MergeMemo: Sendable {
         fileprivate init?(_ scanned: ScannedEntries, sorted: [(index: Int, name: String)]) {
             guard let xml = scanned.template else { return nil }
             self.xml = xml
-            bits = scanned.entries.map { MergeRun.entry("", $0).bits }
+            bits = scanned.entries.map(MergeRun.bits)
             self.sorted = sorted
         }
     }

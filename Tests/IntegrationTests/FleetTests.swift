@@ -222,12 +222,13 @@ extension FleetTests {
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
         let held = try fleet(server, ["--loops", "1", "--max-in-flight", "1"], count: count, cwd: dir)
         #expect(held.code == 0, "\(held.stderr)")
+        #expect(held.stderr.contains("note: the loops spent"), "\(held.stderr)")
         #expect(held.stderr.contains("with 1 transfer in flight each and more waiting"), "\(held.stderr)")
         #expect(held.stdout.contains("3 provisioned"))
         // Room for every transfer: none waits, no note.
         let free = try fleet(server, ["--loops", "1", "--max-in-flight", "8"], count: count, cwd: dir)
         #expect(free.code == 0, "\(free.stderr)")
-        #expect(!free.stderr.contains("--max-in-flight may have set the pace"), "\(free.stderr)")
+        #expect(!free.stderr.contains("note: the loops spent"), "\(free.stderr)")
     }
 
     @Test func oneBootingPhoneAtATimeFetchesDepthFirst() throws {

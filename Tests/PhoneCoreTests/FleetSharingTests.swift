@@ -18,6 +18,19 @@ struct FleetSharingTests {
             + [("NTP_ADDR", "ntp.master", nil), ("SYSLOG_ADDR", "syslog.master", "!"), ("CFG_RTRY_INTVL", "5", nil)]
     )
 
+    /// A phone's own (standard) file as `prepared` reads it.
+    static func readOwn(
+        _ text: String,
+        _ prepared: PreparedProfile
+    ) throws -> (document: ConfigDocument, run: MergeRun?) {
+        try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard)
+    }
+
+    /// The entries of the run the document `parse` makes of `text` gives: what a phone's own file's run must hold.
+    static func entriesOfItsDocument(_ text: String) throws -> ContiguousArray<ParameterTable.Entry> {
+        MergeRun(try ConfigParser.parse(Array(text.utf8), file: "standard"), interned: true, common: false).device
+    }
+
     static func standard(_ i: Int, generation: Int = 0) -> String {
         var entries: [(String, String)] = (1...60).map { k in
             ("PHONEBOOK_NAME\(k)", k % 4 == 0 ? "Contact \(k) of phone \(i) gen \(generation)" : "Contact \(k)")
@@ -126,7 +139,9 @@ struct FleetSharingTests {
         #expect(second.run != nil && third.run === second.run)
     }
 
-    @Test("the memo tries the last body of a kind first: a body like it but not the same gets its own document")
+    @Test(
+        "bodies of one kind taken in turns each find their own entry; a body like the last but not the same has its own"
+    )
     func documentMemoComparesTheLastBodyOfItsKind() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
         // Two product files of the same size (one per model group), both kept, then taken in turns; a master file
@@ -165,7 +180,7 @@ struct FleetSharingTests {
     func ownFileWithTheLastNamesHasItsRunStandForItsDocument() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
         func parsed(_ text: String) throws -> (document: ConfigDocument, run: MergeRun?) {
-            try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard)
+            try Self.readOwn(text, prepared)
         }
         let first = try parsed(Self.standard(1))
         #expect(first.run?.standsForDocument == false && !first.document.device.isEmpty)
@@ -230,18 +245,15 @@ struct FleetSharingTests {
             entries.append(("CFG_FILE_KEY", "key-\(i)-0123456789abcdef", nil))
             return Fixture.device(entries)
         }
-        func read(_ text: String) throws -> MergeRun? {
-            try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard).run
-        }
+        func read(_ text: String) throws -> MergeRun? { try Self.readOwn(text, prepared).run }
         func template() -> [UInt8]? { prepared.merges.ownTemplate()?.xml.body }
         _ = try read(file(1))
         #expect(template() == Array(file(1).utf8))
         for i in 2...4 {
             // Read against phone 1's file: the template stays. The run is the one the document makes, perm included.
             let run = try #require(try read(file(i)))
-            let document = try ConfigParser.parse(Array(file(i).utf8), file: "standard")
             #expect(run.standsForDocument)
-            #expect(run.device == MergeRun(document, interned: true, common: false).device)
+            #expect(run.device == (try Self.entriesOfItsDocument(file(i))))
             #expect(template() == Array(file(1).utf8))
         }
         // The same names laid out otherwise (a blank line more): read in full, it stands, and it is the next template.
@@ -250,8 +262,7 @@ struct FleetSharingTests {
         #expect(template() == Array(spaced.utf8))
         let next = file(6).replacingOccurrences(of: "<Device>\n", with: "<Device>\n\n")
         let run = try #require(try read(next))
-        let document = try ConfigParser.parse(Array(next.utf8), file: "standard")
-        #expect(run.device == MergeRun(document, interned: true, common: false).device)
+        #expect(run.device == (try Self.entriesOfItsDocument(next)))
         // A file left to libxml2 (a lone CR in its layout) is not read against the template, nor does it replace it.
         #expect(try read(file(7).replacingOccurrences(of: "</Device>", with: "\r</Device>")) == nil)
         #expect(template() == Array(spaced.utf8))
@@ -268,14 +279,13 @@ struct FleetSharingTests {
         }
         // Whether phone 1's file is still the template (a file read in full with another layout would be the next one).
         func keptFirst() -> Bool { prepared.merges.ownTemplate()?.xml.body == Array(file(1).utf8) }
-        _ = try prepared.parsed(Array(file(1).utf8), file: "standard", kind: .standard)
+        _ = try Self.readOwn(file(1), prepared)
         #expect(keptFirst())
         for i in [2, 4] {  // phone 3's file has names of its own
             // Read against phone 1's file.
-            let run = try #require(try prepared.parsed(Array(file(i).utf8), file: "standard", kind: .standard).run)
-            let document = try ConfigParser.parse(Array(file(i).utf8), file: "standard")
+            let run = try #require(try Self.readOwn(file(i), prepared).run)
             #expect(run.standsForDocument)
-            #expect(run.device == MergeRun(document, interned: true, common: false).device)
+            #expect(run.device == (try Self.entriesOfItsDocument(file(i))))
             #expect(keptFirst())
         }
     }

@@ -138,6 +138,13 @@ struct ParameterTableTests {
         var flat = 0
         let plans = MergePlans()
         let source = UInt32(ParameterTable.sourceIndex(.standard))
+        /// `strong` over `weak` by name, made by hand: a name in both takes `strong`'s entry, `source` added.
+        func merged(_ strong: ContiguousArray<Entry>, _ weak: ContiguousArray<Entry>) -> [String: Entry] {
+            var model: [String: Entry] = [:]
+            for e in weak { model[e.name] = e }
+            for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
+            return model
+        }
         /// One walk (with the plans kept from the call before) against the merged table and its differences from
         /// the base, each made by hand.
         func check(
@@ -147,9 +154,7 @@ struct ParameterTableTests {
             _ label: String
         ) {
             // The merged table.
-            var model: [String: Entry] = [:]
-            for e in weak { model[e.name] = e }
-            for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
+            let model = merged(strong, weak)
             let whole = ParameterTable(sortedEntries: ContiguousArray(model.values.sorted { $0.name < $1.name }))
             // Its differences from the base: the names the base lacks, the base's names it lacks (removed), and
             // the base's names whose entry differs (the base's copy of the name); flat when more than half its own.
@@ -192,9 +197,7 @@ struct ParameterTableTests {
         for round in 0..<2_000 {
             let strong = entries([10, 40, 70][round % 3], values: 3, sourced: false)
             let weak = entries([0, 30, 60][round / 3 % 3], values: 3)
-            var model: [String: Entry] = [:]
-            for e in weak { model[e.name] = e }
-            for e in strong { model[e.name] = Entry(name: e.name, value: e.value, bits: e.bits | source) }
+            let model = merged(strong, weak)
             // The base: an earlier phone's table, this one with some entries changed, dropped or added.
             let change = [5, 25, 60][round / 9 % 3]
             var baseModel = model
