@@ -70,6 +70,41 @@ package struct PlainXMLTemplate: Sendable {
     let values: [String]
 }
 
+extension PlainXMLTemplate {
+    /// The template's body with each change's range replaced by the bytes of `file` in its `file` range: `file`
+    /// again, when `changes` are what reading it against this template found (`TemplateRead.changes`).
+    package func rebuilt(_ changes: [TemplateChange], from file: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(file.count)
+        var from = 0
+        for change in changes {
+            out += body[from..<change.template.lowerBound]
+            out += file[change.file]
+            from = change.template.upperBound
+        }
+        out += body[from...]
+        return out
+    }
+}
+
+/// A file read against a template (`ConfigParser.values(_:like:file:accepting:limits:)`).
+package struct TemplateRead: Sendable {
+    /// Its parameters' values in file order.
+    package var values: [String]
+    /// The texts and one-line comments whose bytes differ from the template's, in file order. Every other byte is
+    /// the template's, so the file is the template's body with each of these put in (`PlainXMLTemplate.rebuilt`): a
+    /// fleet keeps a phone's saved copy that way, without looking for the differences again.
+    package var changes: [TemplateChange]
+}
+
+/// A text or comment of a file read against a template, where its bytes differ from the template's.
+package struct TemplateChange: Sendable, Equatable {
+    /// Its range in the template's body.
+    package var template: Range<Int>
+    /// Its range in the file.
+    package var file: Range<Int>
+}
+
 /// A file read for a fleet phone's own configuration (`ConfigParser.parseInFileOrder`).
 package enum FileOrder: Sendable {
     /// Plain XML, read by the scanner: the entries in file order (`ConfigParser.document(of:)` makes the document).
@@ -157,8 +192,8 @@ struct PlainXMLScanner {
         }
     }
 
-    /// The values of the parameters of `bytes` in file order, when the bytes are `template`'s file with other texts;
-    /// nil otherwise (then the file is read).
+    /// The values of the parameters of `bytes` in file order and the texts and comments whose bytes differ, when the
+    /// bytes are `template`'s file with other texts; nil otherwise (then the file is read).
     ///
     /// Every byte outside the texts and the one-line comments must be the template's; each text is read by `text()`
     /// and each of those comments by `commentText()`, as the scanner reads them, with no line end in any (the scanner
@@ -166,13 +201,15 @@ struct PlainXMLScanner {
     /// lines of the later parameters, `<NAME/>` ones included, would move. The scanner reading these bytes would then
     /// go through the same states as it did for the template, so it would find the same parameters, on the same lines,
     /// with these values, and no more.
-    static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> [String]? {
+    static func values(_ bytes: [UInt8], like template: PlainXMLTemplate) -> TemplateRead? {
         guard bytes.count <= Self.maxFileBytes else { return nil }
         return bytes.withUnsafeBufferPointer { buffer in
-            template.body.withUnsafeBufferPointer { layout -> [String]? in
+            template.body.withUnsafeBufferPointer { layout -> TemplateRead? in
                 var scanner = PlainXMLScanner(buffer)
                 var values: [String] = []
                 values.reserveCapacity(template.texts.count)
+                var changes: [TemplateChange] = []
+                changes.reserveCapacity(64)
                 var from = 0
                 var comment = 0
                 for (index, text) in template.texts.enumerated() {
@@ -180,7 +217,15 @@ struct PlainXMLScanner {
                         values.append("")
                         continue
                     }
-                    guard scanner.skip(layout, from: &from, to: text.lowerBound, comments: template.comments, &comment)
+                    guard
+                        scanner.skip(
+                            layout,
+                            from: &from,
+                            to: text.lowerBound,
+                            comments: template.comments,
+                            &comment,
+                            changes: &changes
+                        )
                     else { return nil }
                     let start = scanner.p
                     scanner.textStart = start
@@ -190,18 +235,28 @@ struct PlainXMLScanner {
                         return nil
                     }
                     guard scanner.line == 1 else { return nil }
+                    let same = Self.same(buffer[start..<scanner.p], layout[text])
                     // The template's text again (most values are the same in every phone's file): its value, shared.
-                    if scanner.carried.isEmpty && Self.same(buffer[start..<scanner.p], layout[text]) {
+                    if scanner.carried.isEmpty && same {
                         values.append(template.values[index])
                     } else {
                         values.append(scanner.leafText(end: scanner.p))
                     }
+                    if !same { changes.append(TemplateChange(template: text, file: start..<scanner.p)) }
                     from = text.upperBound
                 }
-                guard scanner.skip(layout, from: &from, to: layout.count, comments: template.comments, &comment),
+                guard
+                    scanner.skip(
+                        layout,
+                        from: &from,
+                        to: layout.count,
+                        comments: template.comments,
+                        &comment,
+                        changes: &changes
+                    ),
                     scanner.p == buffer.count
                 else { return nil }
-                return values
+                return TemplateRead(values: values, changes: changes)
             }
         }
     }
@@ -687,24 +742,29 @@ struct PlainXMLScanner {
     }
 
     /// Moves past the template's bytes from `from` up to `end`, each of its one-line comments before `end` (from
-    /// `comments[next]` on) read as the scanner reads a comment, on one line; false when the bytes at `p` differ or are no
-    /// comment on one line.
+    /// `comments[next]` on) read as the scanner reads a comment, on one line, and added to `changes` when its bytes
+    /// differ; false when the bytes at `p` differ or are no comment on one line.
     private mutating func skip(
         _ layout: UnsafeBufferPointer<UInt8>,
         from: inout Int,
         to end: Int,
         comments: [Range<Int>],
-        _ next: inout Int
+        _ next: inout Int,
+        changes: inout [TemplateChange]
     ) -> Bool {
         while next < comments.count, comments[next].lowerBound < end {
             let comment = comments[next]
             guard skip(layout[from..<comment.lowerBound]) else { return false }
+            let start = p
             do {
                 try commentText()
             } catch {
                 return false
             }
             guard line == 1 else { return false }
+            if !Self.same(b[start..<p], layout[comment]) {
+                changes.append(TemplateChange(template: comment, file: start..<p))
+            }
             from = comment.upperBound
             next += 1
         }

@@ -84,15 +84,16 @@ public enum ConfigParser {
         }
     }
 
-    /// For a fleet phone's own file, before `parseInFileOrder`: the values of its parameters in file order when it is
-    /// the last phone's file (`template`) with other texts, or nil. The checks and errors are `parse`'s.
+    /// For a fleet phone's own file, before `parseInFileOrder`: the values of its parameters in file order, and where
+    /// its bytes differ, when it is the last phone's file (`template`) with other texts; else nil. The checks and
+    /// errors are `parse`'s.
     package static func values(
         _ bytes: [UInt8],
         like template: PlainXMLTemplate,
         file: String,
         accepting: Set<ConfigFormat>,
         limits: [ConfigFormat: Int]
-    ) throws(ConfigFormatError) -> [String]? {
+    ) throws(ConfigFormatError) -> TemplateRead? {
         guard try checkedFormat(bytes, file: file, accepting: accepting, limits: limits) == .xml else { return nil }
         return PlainXMLScanner.values(bytes, like: template)
     }

@@ -48,14 +48,20 @@ public enum FuzzEntries {
             }
         }
         let (template, xml) = fleetTemplate
-        if let values = try? ConfigParser.values(
+        if let read = try? ConfigParser.values(
             bytes,
             like: xml,
             file: "fuzz.cfg",
             accepting: [.xml],
             limits: ConfigParser.defaultLimits
         ) {
+            let values = read.values
             precondition(values.count == template.entries.count, "a value for every one of the template's entries")
+            // A fleet keeps the phone's saved copy as the template with these changes: they must make the file again.
+            precondition(
+                xml.rebuilt(read.changes, from: bytes) == bytes,
+                "\(bytes.count) bytes read against the fleet template with changes that do not make them again"
+            )
             var expected = template.entries
             for index in expected.indices { expected[index].value = values[index] }
             guard

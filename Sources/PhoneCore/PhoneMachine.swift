@@ -176,22 +176,26 @@ public final class PreparedProfile: Sendable {
         _ body: [UInt8],
         file: String,
         kind: FileKind
-    ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?) {
+    ) throws(ConfigFormatError) -> (document: ConfigDocument, run: MergeRun?, known: KnownBody?) {
         guard kind == .standard else {
             // Most often the last body of its kind again (a fleet's phones download the same product and master
             // files): compared, and not hashed.
-            if let hit = documents.lookup(body, key: nil, kind: kind) { return hit }
+            if let hit = documents.lookup(body, key: nil, kind: kind) {
+                return (hit.document, hit.run, .same(hit.body))
+            }
             let key = DocumentCache.key(body)
-            if let hit = documents.lookup(body, key: key, kind: kind) { return hit }
+            if let hit = documents.lookup(body, key: key, kind: kind) {
+                return (hit.document, hit.run, .same(hit.body))
+            }
             let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
-            return (doc, documents.store(body, doc, key: key))
+            return (doc, documents.store(body, doc, key: key), nil)
         }
         // A phone's own file. The last phone's file with other values: only its texts are read. Else it is read in
         // file order, and put in name order as the last one was when it has the same names. Either way its document
         // is never made (the run stands for it). (A product or master file seen for the first time would only take
         // the standard files' place in that memo.)
         if let template = merges.ownTemplate(),
-            let values = try ConfigParser.values(
+            let read = try ConfigParser.values(
                 body,
                 like: template.xml,
                 file: file,
@@ -200,19 +204,22 @@ public final class PreparedProfile: Sendable {
             )
         {
             let document = ConfigDocument(format: .xml, hasInitialSection: template.xml.hasInitialSection)
-            return (document, merges.ownRun(values: values, of: template))
+            return (
+                document, merges.ownRun(values: read.values, of: template),
+                .template(template.xml.body, changes: read.changes)
+            )
         }
         switch try ConfigParser.parseInFileOrder(body, file: file, accepting: formats, limits: limits) {
         case .document(let doc):
-            return (doc, nil)
+            return (doc, nil, nil)
         case .scanned(let scanned):
             if let run = merges.ownRun(sameNamesAs: scanned) {
-                return (ConfigDocument(format: .xml, hasInitialSection: scanned.hasInitialSection), run)
+                return (ConfigDocument(format: .xml, hasInitialSection: scanned.hasInitialSection), run, nil)
             }
             let doc = ConfigParser.document(of: scanned)
             // Every name once and none under <Initial>: the names and their order are kept for the next phone.
             let whole = doc.initial.isEmpty && doc.device.count == scanned.entries.count
-            return (doc, whole ? merges.ownRun(fileOrder: scanned) : nil)
+            return (doc, whole ? merges.ownRun(fileOrder: scanned) : nil, nil)
         }
     }
 
@@ -246,16 +253,21 @@ final class DocumentCache: Sendable {
     /// The body's hash, computed once for a lookup and the store that may follow it.
     static func key(_ body: [UInt8]) -> Int { BodyBytes.hash(body) }
 
-    /// The memo's document and run for `body`, if it holds them: the body with hash `key`, which becomes the last
-    /// one found for `kind`; with `key` nil, only the last one found for `kind` is tried (the body need not be hashed).
-    func lookup(_ body: [UInt8], key: Int?, kind: FileKind) -> (document: ConfigDocument, run: MergeRun?)? {
+    /// The memo's document and run for `body`, and its copy of the body, if it holds them: the body with hash `key`,
+    /// which becomes the last one found for `kind`; with `key` nil, only the last one found for `kind` is tried (the
+    /// body need not be hashed).
+    func lookup(
+        _ body: [UInt8],
+        key: Int?,
+        kind: FileKind
+    ) -> (document: ConfigDocument, run: MergeRun?, body: [UInt8])? {
         state.withLock { s in
             guard let k = key ?? s.recent[kind], let entry = s.hot[k], BodyBytes.equal(entry.body, body) else {
                 return nil
             }
             s.hot[k]?.hits += 1
             s.recent[kind] = k
-            return (entry.document, entry.run)
+            return (entry.document, entry.run, entry.body)
         }
     }
 
@@ -593,7 +605,9 @@ public struct PhoneMachine: Sendable {
             }
             cycle?.inputs.append(input)
             // The saved copy is the file as applied (decrypted): it must stand in even after a key rotation.
-            let saved = profile.shared?.savedBody(decoded.plaintext, kind: kind) ?? SavedBody(decoded.plaintext)
+            let saved =
+                profile.shared?.savedBody(decoded.plaintext, kind: kind, known: decoded.known)
+                ?? SavedBody(decoded.plaintext)
             cycle?.downloads.append(SavedFile(kind: kind, url: url, savedBody: saved, savedAt: step.now))
             cycle?.statuses[kind] = FileStatus(kind: kind, url: url, outcome: .downloaded, reason: "", at: step.now)
             if kind == .initial { cycle?.initial = doc }
@@ -749,6 +763,8 @@ public struct PhoneMachine: Sendable {
         /// Empty when `run` stands for it (as in `MergeInput`).
         var document: ConfigDocument
         var run: MergeRun?
+        /// What parsing found out about `plaintext`, for its saved copy.
+        var known: KnownBody?
         var plaintext: [UInt8]
         var encrypted: Bool
     }
@@ -788,8 +804,8 @@ public struct PhoneMachine: Sendable {
             }
         }
         do {
-            let (doc, run) = try profile.parsed(plaintext, file: file, kind: kind)
-            return .success(Decoded(document: doc, run: run, plaintext: plaintext, encrypted: encrypted))
+            let (doc, run, known) = try profile.parsed(plaintext, file: file, kind: kind)
+            return .success(Decoded(document: doc, run: run, known: known, plaintext: plaintext, encrypted: encrypted))
         } catch {
             let hint = encrypted ? " (decrypted with the stored key: a wrong key?)" : ""
             return .failure(
@@ -902,7 +918,9 @@ public struct PhoneMachine: Sendable {
             changes.savedFiles = c.downloads
             changes.fileStatus = FileKind.allCases.compactMap { statuses[$0] }
             if merged.parameters != flash.parameters {
-                changes.parameters = profile.shared?.parameters(merged.parameters) ?? merged.parameters
+                let settled = c.inputs.allSatisfy { $0.kind == .standard || $0.run?.common == true }
+                changes.parameters =
+                    profile.shared?.parameters(merged.parameters, settled: settled) ?? merged.parameters
             }
             changes.rootCertificates = c.certificates.keys.sorted().compactMap { c.certificates[$0] }
             changes.removeRootCertificates = c.removedCertificates.sorted()

@@ -1,3 +1,4 @@
+import ConfigFormats
 import Synchronization
 
 #if canImport(Glibc)
@@ -198,6 +199,51 @@ enum BodyDelta {
         return ops
     }
 
+    /// The ops that make `target` from a reference of `referenceCount` bytes that `target` is with `changes` put in
+    /// (`PlainXMLTemplate.rebuilt`): copies of the reference between them, the changed bytes as literals. No search,
+    /// written straight into their buffer (a fleet makes them for every phone).
+    static func encode(_ changes: [TemplateChange], of target: [UInt8], referenceCount: Int) -> [UInt8] {
+        // A copy is at most 1 + 2 varints of 10 bytes, a literal 10 bytes and its bytes.
+        var capacity = 21
+        for change in changes { capacity += 31 + change.file.count }
+        return target.withUnsafeBufferPointer { t in
+            [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+                var n = 0
+                @inline(__always) func varint(_ value: Int) {
+                    var v = UInt(value)
+                    while v >= 0x80 {
+                        out[n] = UInt8(v & 0x7F) | 0x80
+                        n += 1
+                        v >>= 7
+                    }
+                    out[n] = UInt8(v)
+                    n += 1
+                }
+                @inline(__always) func copy(_ from: Int, _ to: Int) {
+                    guard to > from else { return }
+                    varint((to - from) << 1 | 1)
+                    varint(from)
+                }
+                var from = 0
+                for change in changes {
+                    copy(from, change.template.lowerBound)
+                    let length = change.file.count
+                    if length > 0 {
+                        varint(length << 1)
+                        UnsafeMutableRawPointer(out.baseAddress! + n).copyMemory(
+                            from: t.baseAddress! + change.file.lowerBound,
+                            byteCount: length
+                        )
+                        n += length
+                    }
+                    from = change.template.upperBound
+                }
+                copy(from, referenceCount)
+                count = n
+            }
+        }
+    }
+
     static func apply(_ ops: [UInt8], to reference: [UInt8], count: Int) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(count)
@@ -244,31 +290,60 @@ enum BodyDelta {
     }
 }
 
+/// What parsing found out about a downloaded body that its saved copy can use (`SharedPhoneState.savedBody`).
+package enum KnownBody: Sendable {
+    /// It has the bytes of this body (the memo's copy of a file many phones download).
+    case same([UInt8])
+    /// It is this template's body with these changes put in (`PlainXMLTemplate.rebuilt`): a fleet phone's own file
+    /// read against the last one's.
+    case template([UInt8], changes: [TemplateChange])
+}
+
 /// What a fleet's phones share: one reference body per file kind for their saved copies, and one base for their
 /// effective configurations. `vphone boot` shares nothing (one phone has nothing to share with).
 public final class SharedPhoneState: Sendable {
     private struct State {
         var references: [FileKind: DeltaReference] = [:]
+        /// Another array with each reference's bytes (the document memo's copy, `KnownBody.same`), once compared.
+        var copies: [FileKind: [UInt8]] = [:]
         var base: ParameterTable.Base?
+        /// Tables offered before the base was made (`parameters`).
+        var unsettled = 0
     }
     private let state = Mutex(State())
 
     public init() {}
 
     /// The body kept compactly: a delta against the first body of its kind, when that is at most half its size.
-    public func savedBody(_ bytes: [UInt8], kind: FileKind) -> SavedBody {
+    /// - Parameter known: what parsing found out about the body (`PreparedProfile.parsed`): with it, the body is not
+    ///   compared with the reference, nor its differences looked for, again.
+    package func savedBody(_ bytes: [UInt8], kind: FileKind, known: KnownBody? = nil) -> SavedBody {
         guard bytes.count >= 256 else { return SavedBody(bytes) }
-        let reference = state.withLock { s in
-            if let r = s.references[kind] { return r }
+        let (reference, copy) = state.withLock { s in
+            if let r = s.references[kind] { return (r, s.copies[kind]) }
             let r = DeltaReference(bytes)
             s.references[kind] = r
-            return r
+            return (r, nil)
         }
-        // The product, master and initial files: the reference itself, one copy.
-        if BodyBytes.equal(bytes, reference.bytes) {
-            return SavedBody(storage: .delta(reference, ops: BodyDelta.copyAll(bytes.count), count: bytes.count))
+        let ops: [UInt8]
+        switch known {
+        case .same(let other)
+        where BodyBytes.identical(other, reference.bytes) || copy.map { BodyBytes.identical(other, $0) } == true:
+            ops = BodyDelta.copyAll(bytes.count)
+        case .same(let other) where BodyBytes.equal(other, reference.bytes):
+            // The memo's copy, compared once: the next phones' bodies found in the memo are this array.
+            state.withLock { $0.copies[kind] = other }
+            ops = BodyDelta.copyAll(bytes.count)
+        case .template(let template, let changes)
+        where BodyBytes.identical(template, reference.bytes) || BodyBytes.equal(template, reference.bytes):
+            // A phone's own file read against the template the reference is (the first phone's file, mostly).
+            ops = BodyDelta.encode(changes, of: bytes, referenceCount: reference.bytes.count)
+        default:
+            // The product, master and initial files: the reference itself, one copy.
+            ops =
+                BodyBytes.equal(bytes, reference.bytes)
+                ? BodyDelta.copyAll(bytes.count) : BodyDelta.encode(bytes, against: reference)
         }
-        let ops = BodyDelta.encode(bytes, against: reference)
         guard ops.count * 2 <= bytes.count else { return SavedBody(bytes) }
         return SavedBody(storage: .delta(reference, ops: ops, count: bytes.count))
     }
@@ -287,18 +362,31 @@ public final class SharedPhoneState: Sendable {
         return out
     }
 
-    /// The configuration the fleet's first provisioned phone had (`parameters`), once there is one.
+    /// The configuration of the fleet's first settled phone (`parameters`), once there is one.
     var base: ParameterTable.Base? { state.withLock { $0.base } }
 
-    /// The table kept as its differences from the configuration the fleet's first provisioned phone had.
-    public func parameters(_ table: ParameterTable) -> ParameterTable {
+    /// How many tables that are not settled are kept flat while waiting for a settled one to make the base from (a
+    /// fleet whose files are never shared has none).
+    static let unsettledTables = 8
+
+    /// The table kept as its differences from the fleet's base: the configuration of the first phone whose table was
+    /// `settled`, or of the first after `unsettledTables` that were not.
+    /// - Parameter settled: the table was merged from the shared files as the memo holds them
+    ///   (`MergeRun.common`), as every later phone's is: its names and values are the copies theirs hold, so comparing
+    ///   them with the base reads no bytes. The first phones parse those files before the memo holds them.
+    public func parameters(_ table: ParameterTable, settled: Bool = true) -> ParameterTable {
         guard table.count >= ParameterTable.minLayeredCount else { return table }
-        let base = state.withLock { s in
+        let base: ParameterTable.Base? = state.withLock { s in
             if let b = s.base { return b }
+            guard settled || s.unsettled >= Self.unsettledTables else {
+                s.unsettled += 1
+                return nil
+            }
             let b = table.makeBase()
             s.base = b
             return b
         }
+        guard let base else { return table }
         return table.layered(over: base)
     }
 }
@@ -317,6 +405,12 @@ enum BodyBytes {
         }
         while i < n && a[i] == b[i] { i += 1 }
         return i
+    }
+
+    /// Whether `a` and `b` are one array's storage (so the same bytes), without reading them.
+    static func identical(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in x.baseAddress == y.baseAddress } }
+            && a.count == b.count
     }
 
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {

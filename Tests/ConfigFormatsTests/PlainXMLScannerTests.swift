@@ -255,7 +255,13 @@ private func readAgainst(
         accepting: [.xml],
         limits: ConfigParser.defaultLimits
     )
-    guard let values = found else { return nil }
+    guard let read = found else { return nil }
+    let values = read.values
+    #expect(
+        xml.rebuilt(read.changes, from: bytes) == bytes,
+        "\(label): the template with the changes is not the file",
+        sourceLocation: sourceLocation
+    )
     guard let reference = scanned(bytes) else {
         Issue.record("\(label): read against the template, but the scanner gives up", sourceLocation: sourceLocation)
         return values
@@ -308,6 +314,43 @@ struct PlainXMLTemplateTests {
             }
             #expect(read == [decoded[0], decoded[1], decoded[2], "", "", decoded[3]], "\(file)")
         }
+    }
+
+    @Test("the changes are the texts and comments whose bytes differ from the template's, and no others")
+    func changesAreTheDifferingTexts() throws {
+        func changes(_ file: String, against first: [String] = Self.first) throws -> [String] {
+            let xml = try #require(scanned(Array(fleetFile(first).utf8))?.template)
+            let bytes = Array(file.utf8)
+            let read = try #require(
+                try ConfigParser.values(
+                    bytes,
+                    like: xml,
+                    file: testFile,
+                    accepting: [.xml],
+                    limits: ConfigParser.defaultLimits
+                )
+            )
+            #expect(xml.rebuilt(read.changes, from: bytes) == bytes)
+            return read.changes.map { change in
+                String(decoding: xml.body[change.template], as: UTF8.self) + " -> "
+                    + String(decoding: bytes[change.file], as: UTF8.self)
+            }
+        }
+        #expect(try changes(fleetFile(Self.first)) == [])
+        #expect(
+            try changes(fleetFile(["20001", "Ext 2000 L2", "x000104729Q", "x"]))
+                == ["Ext 2000 L1 -> Ext 2000 L2", "ntp.example.net -> x"]
+        )
+        // The same value written with an entity is other bytes.
+        let quoted = ["1", "say \"hi\"", "p", "n"]
+        #expect(
+            try changes(fleetFile(["1", "say &quot;hi&quot;", "p", "n"]), against: quoted)
+                == ["say \"hi\" -> say &quot;hi&quot;"]
+        )
+        #expect(
+            try changes(fleetFile(["", "Ext 2000 L1", "longer than the template's", "ntp.example.net"], comment: "c"))
+                == [" made for {MAC} --> -> c-->", "20001 -> ", "x000104729Q -> longer than the template's"]
+        )
     }
 
     @Test(

@@ -23,7 +23,8 @@ struct FleetSharingTests {
         _ text: String,
         _ prepared: PreparedProfile
     ) throws -> (document: ConfigDocument, run: MergeRun?) {
-        try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard)
+        let parsed = try prepared.parsed(Array(text.utf8), file: "standard", kind: .standard)
+        return (parsed.document, parsed.run)
     }
 
     /// The entries of the run the document `parse` makes of `text` gives: what a phone's own file's run must hold.

@@ -248,6 +248,107 @@ struct ParameterTableTests {
         #expect(layered > 600 && flat > 600)
     }
 
+    @Test("the fleet's base is made from the first settled table; the ones before it are kept flat, eight at most")
+    func baseFromTheFirstSettledTable() {
+        func table(_ seed: Int) -> ParameterTable {
+            var d: [String: Parameter] = [:]
+            for k in 0..<100 {
+                let name = "A_LONG_PARAMETER_NAME_\(k)"
+                let value = k % 10 == 0 ? "value \(k) of table \(seed)" : "value \(k) of every table"
+                d[name] = Parameter(name: name, value: value, source: .product)
+            }
+            return ParameterTable(d)
+        }
+        let shared = SharedPhoneState()
+        for seed in 0..<3 {
+            let kept = shared.parameters(table(seed), settled: false)
+            #expect(kept.base == nil && kept == table(seed) && shared.base == nil)
+        }
+        let settled = shared.parameters(table(3), settled: true)
+        let base = shared.base
+        #expect(base != nil && settled.base === base && settled == table(3))
+        #expect(base?.entries == table(3).flatEntries)
+        // Later tables are layered over it, settled or not.
+        #expect(shared.parameters(table(4), settled: false).base === base)
+        // A fleet whose tables never settle makes its base from the first one after eight.
+        let unsettled = SharedPhoneState()
+        for seed in 0..<SharedPhoneState.unsettledTables {
+            #expect(unsettled.parameters(table(seed), settled: false).base == nil)
+        }
+        let ninth = unsettled.parameters(table(8), settled: false)
+        #expect(unsettled.base != nil && ninth.base === unsettled.base && ninth == table(8))
+    }
+
+    @Test("a body read against the template the reference is makes its delta from the changes, and gives it back")
+    func savedBodyFromTemplateChanges() throws {
+        func file(_ i: Int, extra: Bool = false) -> [UInt8] {
+            var text = "<?xml version=\"1.0\"?>\n<PANASIPPhoneConfig>\n<!-- for phone \(i) -->\n"
+            for k in 0..<60 {
+                let value = k % 4 == 0 ? String(repeating: "own \(i) ", count: k % 3) : "common value \(k)"
+                text += "<PARAMETER_\(k)>\(value)</PARAMETER_\(k)>\n"
+            }
+            if extra { text += "<EXTRA>x</EXTRA>\n" }
+            return Array((text + "</PANASIPPhoneConfig>\n").utf8)
+        }
+        func template(_ bytes: [UInt8]) throws -> PlainXMLTemplate {
+            let parsed = try ConfigParser.parseInFileOrder(
+                bytes,
+                file: "t",
+                accepting: [.xml],
+                limits: ConfigParser.defaultLimits
+            )
+            guard case .scanned(let scanned) = parsed else {
+                throw ConfigFormatError(file: "t", reason: "not read by the scanner")
+            }
+            return try #require(scanned.template)
+        }
+        func read(_ bytes: [UInt8], like t: PlainXMLTemplate) throws -> [TemplateChange] {
+            try #require(
+                try ConfigParser.values(
+                    bytes,
+                    like: t,
+                    file: "f",
+                    accepting: [.xml],
+                    limits: ConfigParser.defaultLimits
+                )
+            ).changes
+        }
+        let shared = SharedPhoneState()
+        let first = file(0)
+        let t = try template(first)
+        _ = shared.savedBody(first, kind: .standard)  // the reference: the template's own bytes
+        for i in 1..<6 {
+            let bytes = file(i)
+            let changes = try read(bytes, like: t)
+            #expect(!changes.isEmpty)
+            let saved = shared.savedBody(bytes, kind: .standard, known: .template(t.body, changes: changes))
+            #expect(saved.bytes == bytes && saved.count == bytes.count)
+            guard case .delta(_, let ops, _) = saved.storage else {
+                Issue.record("phone \(i): not a delta")
+                continue
+            }
+            #expect(ops == BodyDelta.encode(changes, of: bytes, referenceCount: first.count), "made from the changes")
+        }
+        // Against another template (not the reference's bytes), the body is compared with the reference instead.
+        let other = try template(file(7, extra: true))
+        let bytes = file(8, extra: true)
+        let saved = shared.savedBody(
+            bytes,
+            kind: .standard,
+            known: .template(other.body, changes: try read(bytes, like: other))
+        )
+        #expect(saved.bytes == bytes)
+        // The memo's copy of a shared body: one copy of the whole reference.
+        let product = file(100)
+        _ = shared.savedBody(product, kind: .product)
+        let memoCopy = product.map { $0 }  // other storage, the same bytes
+        for _ in 0..<3 {
+            let saved = shared.savedBody(product.map { $0 }, kind: .product, known: .same(memoCopy))
+            #expect(saved.bytes == product)
+            if case .delta(_, let ops, _) = saved.storage { #expect(ops == BodyDelta.copyAll(product.count)) }
+        }
+    }
+
     @Test("a saved body kept as a delta against a shared reference gives the same bytes back")
     func savedBodyDeltaRoundTrips() {
         func body(_ i: Int) -> [UInt8] {
