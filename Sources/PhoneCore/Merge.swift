@@ -31,10 +31,38 @@ public struct MergeInput: Sendable {
         return (document.device[name] ?? (initialToo ? document.initial[name] : nil))?.value
     }
 
+    /// `value(parameter.name)`: kept in a run the fleet shares, looked up otherwise.
+    func value(_ parameter: CycleParameter) -> String? {
+        if let run, let values = run.cycleValues { return values[parameter.rawValue] }
+        return value(parameter.name)
+    }
+
     /// How many parameters the file sets.
     var parameterCount: Int {
         if let run, run.standsForDocument { return run.device.count }
         return document.device.count + document.initial.count
+    }
+}
+
+/// The parameters a cycle reads for every fetch (its User-Agent, credentials, proxy) and for an encrypted file:
+/// a file the fleet shares keeps their values by number (`MergeRun.cycleValues`), so the fleet's phones do not look
+/// them up by name in each such file for each fetch.
+enum CycleParameter: Int, CaseIterable, Sendable {
+    case userAgent, authID, authPassword, provisioningAuthID, provisioningAuthPassword
+    case proxyEnabled, proxyAddress, proxyPort, fileKeyLength
+
+    var name: String {
+        switch self {
+        case .userAgent: return "HTTP_USER_AGENT"
+        case .authID: return "HTTP_AUTH_ID"
+        case .authPassword: return "HTTP_AUTH_PASSWORD"
+        case .provisioningAuthID: return "USR_PROV_SVR_AUTH_ID"
+        case .provisioningAuthPassword: return "USR_PROV_SVR_AUTH_PASSWORD"
+        case .proxyEnabled: return "HTTP_ENABLE_PROXY"
+        case .proxyAddress: return "HTTP_PROXY_SVR_ADDR"
+        case .proxyPort: return "HTTP_PROXY_SVR_PORT"
+        case .fileKeyLength: return "CFG_FILE_KEY_LENGTH"
+        }
     }
 }
 
@@ -49,6 +77,8 @@ final class MergeRun: Sendable {
     /// The only copy of the file's parameters: the document beside it was not made (a fleet phone's own file with the
     /// last one's names), so its values are looked up here (`value(_:)`).
     let standsForDocument: Bool
+    /// For a `common` run, the document's value (`MergeInput.value(_:)`) of each `CycleParameter`, by its number.
+    let cycleValues: [String?]?
 
     init(
         device: ContiguousArray<ParameterTable.Entry>,
@@ -59,6 +89,7 @@ final class MergeRun: Sendable {
         self.initial = initial
         common = false
         self.standsForDocument = standsForDocument
+        cycleValues = nil
     }
 
     /// - Parameters:
@@ -78,6 +109,9 @@ final class MergeRun: Sendable {
         initial = sorted(document.initial)
         self.common = common
         standsForDocument = false
+        cycleValues =
+            common
+            ? CycleParameter.allCases.map { (document.device[$0.name] ?? document.initial[$0.name])?.value } : nil
     }
 
     /// The value of a device parameter, by binary search of the name-sorted run.

@@ -175,43 +175,49 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
                 MergePlans.Plan(names: ContiguousArray(strong.map(\.name)), weak: weak, base: base, steps: steps)
             )
         }
-        let shared = base.entries
         var own = ContiguousArray<Entry>()
-        var i = 0
-        var j = 0
-        var k = 0
-        for step in steps {
-            for _ in 0..<(step >> MergePlans.removedShift) {
-                own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
-                k += 1
+        // Entries are compared where they lie and copied only into `own`: a copy is a retain and a release of its
+        // two strings, and most entries of a fleet phone are the base's.
+        strong.withUnsafeBufferPointer { s in
+            weak.withUnsafeBufferPointer { w in
+                base.entries.withUnsafeBufferPointer { b in
+                    var i = 0
+                    var j = 0
+                    var k = 0
+                    for step in steps {
+                        for _ in 0..<(step >> MergePlans.removedShift) {
+                            own.append(Entry(name: b[k].name, value: "", bits: Self.removedBits))
+                            k += 1
+                        }
+                        let from = step & MergePlans.fromMask
+                        let fromWeak = from == MergePlans.fromWeak
+                        let bits = fromWeak ? w[j].bits : s[i].bits | source
+                        bySource[Int(bits & 0xFF)] += 1
+                        if step & MergePlans.inBase != 0 {
+                            // The plan put the base's entry of the same name here.
+                            let same = bits == b[k].bits && (fromWeak ? w[j].value : s[i].value) == b[k].value
+                            if !same {
+                                own.append(
+                                    Entry(name: b[k].name, value: fromWeak ? w[j].value : s[i].value, bits: bits)
+                                )
+                            }
+                            k += 1
+                        } else if fromWeak {
+                            own.append(w[j])
+                        } else {
+                            // A name in both takes the weak file's copy of it (the fleet's, when that file is shared).
+                            let name = from == MergePlans.fromBoth ? w[j].name : s[i].name
+                            own.append(Entry(name: name, value: s[i].value, bits: bits))
+                        }
+                        if from != MergePlans.fromWeak { i += 1 }
+                        if from != MergePlans.fromStrong { j += 1 }
+                    }
+                    while k < b.count {
+                        own.append(Entry(name: b[k].name, value: "", bits: Self.removedBits))
+                        k += 1
+                    }
+                }
             }
-            var e: Entry
-            switch step & MergePlans.fromMask {
-            case MergePlans.fromStrong:
-                e = strong[i]
-                e.bits |= source
-                i += 1
-            case MergePlans.fromWeak:
-                e = weak[j]
-                j += 1
-            default:
-                e = strong[i]
-                e.name = weak[j].name
-                e.bits |= source
-                i += 1
-                j += 1
-            }
-            bySource[Int(e.bits & 0xFF)] += 1
-            if step & MergePlans.inBase != 0 {
-                if e != shared[k] { own.append(Entry(name: shared[k].name, value: e.value, bits: e.bits)) }
-                k += 1
-            } else {
-                own.append(e)
-            }
-        }
-        while k < shared.count {
-            own.append(Entry(name: shared[k].name, value: "", bits: Self.removedBits))
-            k += 1
         }
         let count = steps.count
         guard own.count <= count / 2 else { return nil }

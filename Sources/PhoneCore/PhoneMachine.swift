@@ -145,6 +145,8 @@ public final class PreparedProfile: Sendable {
     public let profile: DeviceProfile
     /// Factory default of every parameter, per-line ones expanded.
     public let factory: [String: String]
+    /// `factory`'s value of each `CycleParameter`, by its number.
+    let factoryCycleValues: [String?]
     public let limits: [ConfigFormat: Int]
     public let formats: Set<ConfigFormat>
 
@@ -155,7 +157,9 @@ public final class PreparedProfile: Sendable {
     /// - Parameter sharing: keep what the phones have in common once (a fleet); each phone's views are unchanged.
     public init(_ profile: DeviceProfile, sharing: Bool = false) {
         self.profile = profile
-        factory = profile.factoryDefaults
+        let factory = profile.factoryDefaults
+        self.factory = factory
+        factoryCycleValues = CycleParameter.allCases.map { factory[$0.name] }
         limits = profile.parserLimits
         formats = Set(profile.formats)
         shared = sharing ? SharedPhoneState() : nil
@@ -357,21 +361,21 @@ public struct PhoneMachine: Sendable {
         switch event {
         case .powerOn:
             powerOn(&step)
+        // The cycle is read and changed in place here and on every fetch's way: a copy of it is a retain and a
+        // release of each of its fields, a good part of a fleet phone's CPU when made a few times per file.
         case .fetched(let id, let status, let body):
-            guard var c = cycle, c.pendingFetch == id else {
+            guard cycle?.pendingFetch == id else {
                 step.log(.debug, "stale", "ignored the answer to an abandoned transfer #\(id)")
                 break
             }
-            c.pendingFetch = nil
-            cycle = c
+            cycle?.pendingFetch = nil
             received(body: body, status: status, &step)
         case .fetchFailed(let id, let error):
-            guard var c = cycle, c.pendingFetch == id else {
+            guard cycle?.pendingFetch == id else {
                 step.log(.debug, "stale", "ignored the failure of an abandoned transfer #\(id)")
                 break
             }
-            c.pendingFetch = nil
-            cycle = c
+            cycle?.pendingFetch = nil
             failed(error, &step)
         case .timerFired(let kind):
             guard timers[kind] != nil else { break }
@@ -528,30 +532,28 @@ public struct PhoneMachine: Sendable {
     }
 
     private mutating func issueFetch(_ target: FetchTarget, _ step: inout Step) {
-        guard var c = cycle else { return }
-        let url = c.candidates[c.candidateIndex]
+        guard let index = cycle?.candidateIndex, let url = cycle?.candidates[index] else { return }
         let id = nextFetchID
         nextFetchID += 1
-        c.pendingFetch = id
-        c.target = target
-        if case .file(let kind) = target { c.stage = kind }
-        cycle = c
+        cycle?.pendingFetch = id
+        cycle?.target = target
+        if case .file(let kind) = target { cycle?.stage = kind }
         // spec §3: USR_PROV_SVR_AUTH_* for the initial file, HTTP_AUTH_* for everything after it.
         let initial = target == .file(.initial)
-        let user = cycleValue(initial ? "USR_PROV_SVR_AUTH_ID" : "HTTP_AUTH_ID") ?? ""
-        let pass = cycleValue(initial ? "USR_PROV_SVR_AUTH_PASSWORD" : "HTTP_AUTH_PASSWORD") ?? ""
+        let user = cycleValue(initial ? .provisioningAuthID : .authID) ?? ""
+        let pass = cycleValue(initial ? .provisioningAuthPassword : .authPassword) ?? ""
         var proxy: String?
-        if TimerSettings.isYes(cycleValue("HTTP_ENABLE_PROXY") ?? "N"),
-            let host = cycleValue("HTTP_PROXY_SVR_ADDR")?.trimmingWhitespace(), !host.isEmpty
+        if TimerSettings.isYes(cycleValue(.proxyEnabled) ?? "N"),
+            let host = cycleValue(.proxyAddress)?.trimmingWhitespace(), !host.isEmpty
         {
-            proxy = "\(host):\(cycleValue("HTTP_PROXY_SVR_PORT")?.trimmingWhitespace() ?? "8080")"
+            proxy = "\(host):\(cycleValue(.proxyPort)?.trimmingWhitespace() ?? "8080")"
         }
         let pem = rootCertificatesPEM()
         let order = FetchOrder(
             id: id,
             target: target,
             url: url,
-            userAgent: userAgent(cycleValue("HTTP_USER_AGENT") ?? ""),
+            userAgent: userAgent(cycleValue(.userAgent) ?? ""),
             username: user.isEmpty ? nil : user,
             password: user.isEmpty ? nil : pass,
             maxBytes: profile.profile.downloadCap,
@@ -572,13 +574,13 @@ public struct PhoneMachine: Sendable {
     }
 
     private mutating func received(body: [UInt8], status: Int, _ step: inout Step) {
-        guard let c = cycle else { return }
-        if case .rootCertificate(let slot) = c.target {
+        guard let target = cycle?.target, let kind = cycle?.stage, let index = cycle?.candidateIndex,
+            let url = cycle?.candidates[index]
+        else { return }
+        if case .rootCertificate(let slot) = target {
             certificateReceived(slot: slot, body: body, &step)
             return
         }
-        let kind = c.stage
-        let url = c.candidates[c.candidateIndex]
         let name = "\(kind.rawValue) file \(redactURL(url))"
         switch decode(body, kind: kind, url: url, file: name) {
         case .failure(let problem):
@@ -640,10 +642,11 @@ public struct PhoneMachine: Sendable {
     /// Downloads the root certificates named in the initial file, in slot order, before the device files, so an
     /// HTTPS server of the standard file can already be verified with them.
     private mutating func nextCertificate(after slot: Int, _ step: inout Step) {
-        guard let c = cycle else { return }
+        guard cycle != nil else { return }
+        let initial = cycle?.initial ?? nil
         var s = slot + 1
         while s <= 3 {
-            let raw = c.initial?.initial["CFG_ROOT_CERTIFICATE_PATH\(s)"]?.value.trimmingWhitespace() ?? ""
+            let raw = initial?.initial["CFG_ROOT_CERTIFICATE_PATH\(s)"]?.value.trimmingWhitespace() ?? ""
             if raw.isEmpty {
                 if flash.rootCertificates[s] != nil || cycle?.certificates[s] != nil {
                     cycle?.removedCertificates.insert(s)
@@ -701,6 +704,7 @@ public struct PhoneMachine: Sendable {
 
     /// Every root certificate in force: saved ones, replaced by those downloaded in this cycle.
     private func rootCertificatesPEM() -> [UInt8] {
+        if flash.rootCertificates.isEmpty && cycle?.certificates.isEmpty != false { return [] }
         var certs = flash.rootCertificates
         if let c = cycle {
             for s in c.removedCertificates { certs[s] = nil }
@@ -789,7 +793,7 @@ public struct PhoneMachine: Sendable {
         let encrypted = FileCrypto.looksEncrypted(body) || Self.pathEndsInEnc(url)
         var plaintext = body
         if encrypted {
-            let bits = Int(cycleValue("CFG_FILE_KEY_LENGTH")?.trimmingWhitespace() ?? "128") ?? 0
+            let bits = Int(cycleValue(.fileKeyLength)?.trimmingWhitespace() ?? "128") ?? 0
             let digest = KDFDigest(rawValue: profile.profile.quirks.kdfDigest) ?? .md5
             do {
                 plaintext = try FileCrypto.decrypt(body, key: cycleKey() ?? "", bits: bits, digest: digest)
@@ -860,21 +864,22 @@ public struct PhoneMachine: Sendable {
 
     /// Standard, then product, then master (spec §3).
     private mutating func next(after kind: FileKind, _ step: inout Step) {
-        guard let c = cycle else { return }
-        if kind == .initial && !c.certificatesDone && c.initial != nil {
+        guard let certificatesDone = cycle?.certificatesDone, let orphanFallback = cycle?.orphanFallback else { return }
+        let initial = cycle?.initial ?? nil
+        if kind == .initial && !certificatesDone && initial != nil {
             nextCertificate(after: 0, &step)
             return
         }
         let remaining = FileKind.deviceFiles.drop { k in kind != .initial && k != kind }.filter { $0 != kind }
         for k in remaining {
-            if c.orphanFallback {
+            if orphanFallback {
                 if flash.savedFiles[k] != nil {
                     fileUnavailable(k, url: flash.savedFiles[k]?.url ?? "", reason: "no initial file names it", &step)
                     return
                 }
                 continue
             }
-            let raw = c.initial?.initial[k.pathParameter ?? ""]?.value ?? ""
+            let raw = initial?.initial[k.pathParameter ?? ""]?.value ?? ""
             if raw.trimmingWhitespace().isEmpty {
                 cycle?.statuses[k] = FileStatus(kind: k, url: "", outcome: .skipped, reason: "", at: step.now)
                 step.log(.debug, "skip", "\(k.rawValue) file: no \(k.pathParameter ?? "") in the initial file")
@@ -1042,17 +1047,18 @@ public struct PhoneMachine: Sendable {
     /// The value in force during a cycle: a local edit, else the strongest file downloaded so far in this cycle,
     /// else the saved configuration. A key or credential delivered by the standard file already serves the product
     /// and master files of the same cycle (the guide's worked example).
-    func cycleValue(_ name: String) -> String? {
-        if let e = flash.localEdits[name] { return e.value }
+    func cycleValue(_ parameter: CycleParameter) -> String? {
+        let name = parameter.name
+        if !flash.localEdits.isEmpty, let e = flash.localEdits[name] { return e.value }
         // The inputs alone (not the whole cycle), read in place: this runs several times for every fetch.
         if let inputs = cycle?.inputs {
             for kind in Self.precedence {
                 for index in inputs.indices where inputs[index].kind == kind {
-                    if let value = inputs[index].value(name) { return value }
+                    if let value = inputs[index].value(parameter) { return value }
                 }
             }
         }
-        return value(name)
+        return flash.parameters.value(name) ?? profile.factoryCycleValues[parameter.rawValue]
     }
 
     /// The files, strongest first (spec §4).

@@ -291,6 +291,31 @@ struct FleetSharingTests {
         }
     }
 
+    @Test("a shared file's run answers the cycle's parameters as its document does: device, then <Initial>, or none")
+    func sharedRunAnswersTheCycleParameters() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        let text = """
+            <PANASIPPhoneConfig>
+            <Initial><HTTP_AUTH_ID>initial-id</HTTP_AUTH_ID><HTTP_USER_AGENT>initial-ua</HTTP_USER_AGENT></Initial>
+            <Device><HTTP_USER_AGENT>Shared-{MAC}</HTTP_USER_AGENT><HTTP_PROXY_SVR_PORT>3128</HTTP_PROXY_SVR_PORT>
+            <CFG_FILE_KEY_LENGTH>256</CFG_FILE_KEY_LENGTH></Device>
+            </PANASIPPhoneConfig>
+            """
+        let body = Array(text.utf8)
+        _ = try prepared.parsed(body, file: "master", kind: .master)
+        let parsed = try prepared.parsed(body, file: "master", kind: .master)
+        let run = try #require(parsed.run)
+        #expect(run.common && run.cycleValues != nil)
+        let shared = MergeInput(kind: .master, document: parsed.document, fresh: true, run: run)
+        let alone = MergeInput(kind: .master, document: parsed.document, fresh: true)
+        for parameter in CycleParameter.allCases {
+            #expect(shared.value(parameter) == alone.value(parameter.name), "\(parameter.name)")
+        }
+        #expect(shared.value(.userAgent) == "Shared-{MAC}" && shared.value(.authID) == "initial-id")
+        #expect(shared.value(.proxyPort) == "3128" && shared.value(.fileKeyLength) == "256")
+        #expect(shared.value(.authPassword) == nil)
+    }
+
     @Test("a standard file seen again (its phone resyncs) stays the phone's own: not memoised, not a shared run")
     func standardFileSeenAgainStaysOwn() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
