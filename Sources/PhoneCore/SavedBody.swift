@@ -57,18 +57,26 @@ extension SavedBody: Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(bytes) }
 }
 
-/// A body deltas are made against, with an index of its 8-byte windows.
+/// A body deltas are made against, with an index of its 8-byte windows (`BodyDelta.encode(_:against:)` looks for a
+/// body's differences in it).
 final class DeltaReference: Sendable {
     let bytes: [UInt8]
-    /// 4 candidate positions (+1; 0 is empty) per bucket of window hashes.
+    /// 4 candidate positions (+1; 0 is empty) per bucket of window hashes; empty when not `indexed`.
     let index: [Int32]
     let mask: Int
 
     static let window = 8
     static let ways = 4
 
-    init(_ bytes: [UInt8]) {
+    /// - Parameter indexed: make the index (128 KB for an 8 KB body). A template's body, which deltas are made
+    ///   against from their changes alone (`BodyDelta.encode(_:of:referenceCount:)`), needs none.
+    init(_ bytes: [UInt8], indexed: Bool = true) {
         self.bytes = bytes
+        guard indexed else {
+            index = []
+            mask = 0
+            return
+        }
         var buckets = 64
         while buckets < bytes.count { buckets <<= 1 }
         mask = buckets - 1
@@ -156,7 +164,7 @@ enum BodyDelta {
                         // byte, and do not compare forward again for the next `maxResync` bytes.
                         resyncFrom = i + maxResync
                     }
-                    if bestLen < 64 && r.count >= DeltaReference.window {
+                    if bestLen < 64 && r.count >= DeltaReference.window && !reference.index.isEmpty {
                         let b = (DeltaReference.hash(t, at: i) & reference.mask) * DeltaReference.ways
                         for w in 0..<DeltaReference.ways {
                             let candidate = Int(reference.index[b + w]) - 1
@@ -304,6 +312,9 @@ package enum KnownBody: Sendable {
 public final class SharedPhoneState: Sendable {
     private struct State {
         var references: [FileKind: DeltaReference] = [:]
+        /// The last template other than the reference that a body was read against (`KnownBody.template`), without
+        /// an index.
+        var templates: [FileKind: DeltaReference] = [:]
         /// Another array with each reference's bytes (the document memo's copy, `KnownBody.same`), once compared.
         var copies: [FileKind: [UInt8]] = [:]
         var base: ParameterTable.Base?
@@ -314,12 +325,13 @@ public final class SharedPhoneState: Sendable {
 
     public init() {}
 
-    /// The body kept compactly: a delta against the first body of its kind, when that is at most half its size.
+    /// The body kept compactly: a delta against the first body of its kind (or the template it was read against),
+    /// when that is at most half its size.
     /// - Parameter known: what parsing found out about the body (`PreparedProfile.parsed`): with it, the body is not
     ///   compared with the reference, nor its differences looked for, again.
     package func savedBody(_ bytes: [UInt8], kind: FileKind, known: KnownBody? = nil) -> SavedBody {
         guard bytes.count >= 256 else { return SavedBody(bytes) }
-        let (reference, copy) = state.withLock { s in
+        var (reference, copy) = state.withLock { s in
             if let r = s.references[kind] { return (r, s.copies[kind]) }
             let r = DeltaReference(bytes)
             s.references[kind] = r
@@ -334,9 +346,17 @@ public final class SharedPhoneState: Sendable {
             // The memo's copy, compared once: the next phones' bodies found in the memo are this array.
             state.withLock { $0.copies[kind] = other }
             ops = BodyDelta.copyAll(bytes.count)
-        case .template(let template, let changes)
-        where BodyBytes.identical(template, reference.bytes) || BodyBytes.equal(template, reference.bytes):
-            // A phone's own file read against the template the reference is (the first phone's file, mostly).
+        case .template(let template, let changes):
+            // A phone's own file read against a template: the first phone's file, which the reference is, until a
+            // file with another layout takes its place; the delta is then made against that file.
+            if !BodyBytes.identical(template, reference.bytes) && !BodyBytes.equal(template, reference.bytes) {
+                reference = state.withLock { s in
+                    if let t = s.templates[kind], BodyBytes.identical(t.bytes, template) { return t }
+                    let t = DeltaReference(template, indexed: false)
+                    s.templates[kind] = t
+                    return t
+                }
+            }
             ops = BodyDelta.encode(changes, of: bytes, referenceCount: reference.bytes.count)
         default:
             // The product, master and initial files: the reference itself, one copy.

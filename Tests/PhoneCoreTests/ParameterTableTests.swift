@@ -329,15 +329,32 @@ struct ParameterTableTests {
             }
             #expect(ops == BodyDelta.encode(changes, of: bytes, referenceCount: first.count), "made from the changes")
         }
-        // Against another template (not the reference's bytes), the body is compared with the reference instead.
+        // Against another template (a file with another layout took the first one's place), the delta is made
+        // against that template, one reference for every body read against it.
         let other = try template(file(7, extra: true))
-        let bytes = file(8, extra: true)
-        let saved = shared.savedBody(
-            bytes,
+        var references: [DeltaReference] = []
+        for i in 8..<11 {
+            let bytes = file(i, extra: true)
+            let changes = try read(bytes, like: other)
+            let saved = shared.savedBody(bytes, kind: .standard, known: .template(other.body, changes: changes))
+            #expect(saved.bytes == bytes)
+            guard case .delta(let reference, let ops, _) = saved.storage else {
+                Issue.record("phone \(i): not a delta")
+                continue
+            }
+            #expect(reference.bytes == other.body && reference.index.isEmpty)
+            #expect(ops == BodyDelta.encode(changes, of: bytes, referenceCount: other.body.count))
+            references.append(reference)
+        }
+        #expect(references.count == 3 && references.allSatisfy { $0 === references[0] })
+        // The first template's bodies still go against the first reference.
+        let back = shared.savedBody(
+            file(11),
             kind: .standard,
-            known: .template(other.body, changes: try read(bytes, like: other))
+            known: .template(t.body, changes: try read(file(11), like: t))
         )
-        #expect(saved.bytes == bytes)
+        if case .delta(let reference, _, _) = back.storage { #expect(reference.bytes == first) }
+        #expect(back.bytes == file(11))
         // The memo's copy of a shared body: one copy of the whole reference.
         let product = file(100)
         _ = shared.savedBody(product, kind: .product)
