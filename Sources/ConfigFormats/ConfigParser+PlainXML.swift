@@ -228,6 +228,18 @@ struct PlainXMLScanner {
                         )
                     else { return nil }
                     let start = scanner.p
+                    // The template's text again, up to the `<` it ended at (most values are the same in every
+                    // phone's file): the scanner would read these bytes as it read the template's, to the same end,
+                    // with no line end (a template's texts have none) and the same value. Shared, and not read.
+                    let end = start + text.count
+                    if end < buffer.count, buffer[end] == UInt8(ascii: "<"),
+                        Self.same(buffer[start..<end], layout[text])
+                    {
+                        values.append(template.values[index])
+                        scanner.p = end
+                        from = text.upperBound
+                        continue
+                    }
                     scanner.textStart = start
                     do {
                         try scanner.text()
@@ -235,14 +247,10 @@ struct PlainXMLScanner {
                         return nil
                     }
                     guard scanner.line == 1 else { return nil }
-                    let same = Self.same(buffer[start..<scanner.p], layout[text])
-                    // The template's text again (most values are the same in every phone's file): its value, shared.
-                    if scanner.carried.isEmpty && same {
-                        values.append(template.values[index])
-                    } else {
-                        values.append(scanner.leafText(end: scanner.p))
-                    }
-                    if !same { changes.append(TemplateChange(template: text, file: start..<scanner.p)) }
+                    // Another text (the same bytes reach here only without their `<`, and the layout after them
+                    // then differs).
+                    values.append(scanner.leafText(end: scanner.p))
+                    changes.append(TemplateChange(template: text, file: start..<scanner.p))
                     from = text.upperBound
                 }
                 guard

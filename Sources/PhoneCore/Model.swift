@@ -96,10 +96,20 @@ public struct MAC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public static func < (a: MAC, b: MAC) -> Bool { a.value < b.value }
 
     private func hex(uppercase: Bool) -> String {
-        let table = Array((uppercase ? "0123456789ABCDEF" : "0123456789abcdef").utf8)
-        var out = [UInt8](repeating: 0, count: 12)
-        for i in 0..<12 { out[i] = table[Int((value >> UInt64((11 - i) * 4)) & 0xF)] }
-        return String(decoding: out, as: UTF8.self)
+        String(unsafeUninitializedCapacity: 12) { out in
+            for i in 0..<12 { out[i] = hexDigit(i, uppercase: uppercase) }
+            return 12
+        }
+    }
+
+    /// Appends the 12 digits of `upper` or `lower` (a fleet expands a MAC into a URL for every phone).
+    func appendHex(uppercase: Bool, to out: inout [UInt8]) {
+        for i in 0..<12 { out.append(hexDigit(i, uppercase: uppercase)) }
+    }
+
+    @inline(__always) private func hexDigit(_ i: Int, uppercase: Bool) -> UInt8 {
+        let d = UInt8((value >> UInt64((11 - i) * 4)) & 0xF)
+        return d < 10 ? d + UInt8(ascii: "0") : d - 10 + (uppercase ? UInt8(ascii: "A") : UInt8(ascii: "a"))
     }
 }
 
@@ -450,21 +460,27 @@ extension FlashSnapshot {
     /// The snapshot after `changes`, exactly as the flash store applies them (the machine keeps its view in step).
     public func applying(_ changes: FlashChanges) -> FlashSnapshot {
         var s = self
-        if let b = changes.bootCount { s.bootCount = b }
-        for f in changes.savedFiles { s.savedFiles[f.kind] = f }
-        if let p = changes.parameters { s.parameters = p }
-        for e in changes.setLocalEdits { s.localEdits[e.name] = e }
-        for n in changes.removeLocalEdits { s.localEdits[n] = nil }
-        for t in changes.cancelTimers { s.timers[t] = nil }
-        for (k, t) in changes.armTimers { s.timers[k] = t }
-        for st in changes.fileStatus { s.fileStatus[st.kind] = st }
+        s.apply(changes)
+        return s
+    }
+
+    /// `applying(changes)` in place: a copy of the snapshot is a retain and a release of each of its parts, and a
+    /// dictionary it changes is then copied too (the machine applies every step's changes).
+    public mutating func apply(_ changes: FlashChanges) {
+        if let b = changes.bootCount { bootCount = b }
+        for f in changes.savedFiles { savedFiles[f.kind] = f }
+        if let p = changes.parameters { parameters = p }
+        for e in changes.setLocalEdits { localEdits[e.name] = e }
+        for n in changes.removeLocalEdits { localEdits[n] = nil }
+        for t in changes.cancelTimers { timers[t] = nil }
+        for (k, t) in changes.armTimers { timers[k] = t }
+        for st in changes.fileStatus { fileStatus[st.kind] = st }
         switch changes.fileKey {
-        case .install(let k): s.fileKey = k
-        case .clear: s.fileKey = nil
+        case .install(let k): fileKey = k
+        case .clear: fileKey = nil
         case nil: break
         }
-        for c in changes.rootCertificates { s.rootCertificates[c.slot] = c }
-        for n in changes.removeRootCertificates { s.rootCertificates[n] = nil }
-        return s
+        for c in changes.rootCertificates { rootCertificates[c.slot] = c }
+        for n in changes.removeRootCertificates { rootCertificates[n] = nil }
     }
 }

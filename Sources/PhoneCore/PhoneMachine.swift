@@ -229,6 +229,31 @@ public final class PreparedProfile: Sendable {
 
     /// The merge of the shared files, kept from one phone to the next.
     let merges = MergeMemo()
+
+    /// `ProvisioningURL.candidates(raw, macros:)`, kept for a URL that does not name the MAC: the same for every
+    /// phone of a fleet (the initial, product and master files' URLs mostly), and about a tenth of a fetch's work in
+    /// the machine.
+    func candidates(_ raw: String, macros: MacroContext) throws(URLProblem) -> [String] {
+        guard !MacroContext.namesTheMAC(raw) else { return try ProvisioningURL.candidates(raw, macros: macros) }
+        // The model and firmware are the rest of what the URLs are made of.
+        let key = URLKey(raw: raw, model: macros.model, firmware: macros.firmware)
+        if let kept = urls.withLock({ $0[key] }) { return kept }
+        let candidates = try ProvisioningURL.candidates(raw, macros: macros)
+        urls.withLock { urls in
+            if urls.count >= Self.maxURLs { urls.removeAll() }
+            urls[key] = candidates
+        }
+        return candidates
+    }
+
+    private struct URLKey: Hashable {
+        var raw: String
+        var model: String
+        var firmware: String
+    }
+    private let urls = Mutex<[URLKey: [String]]>([:])
+    /// A fleet's files have a handful of URLs; a server naming new ones each time cannot grow this without bound.
+    static let maxURLs = 64
 }
 
 /// A memo of parsed documents for bodies seen more than once: the files many phones share. A product or master file
@@ -511,7 +536,7 @@ public struct PhoneMachine: Sendable {
     private mutating func fetch(_ kind: FileKind, raw: String, _ step: inout Step) {
         phase = .provisioning(kind)
         do {
-            let candidates = try ProvisioningURL.candidates(raw, macros: macros)
+            let candidates = try profile.candidates(raw, macros: macros)
             cycle?.candidates = candidates
             cycle?.candidateIndex = 0
             issueFetch(.file(kind), &step)
@@ -986,7 +1011,7 @@ public struct PhoneMachine: Sendable {
                 ["state": "applying"]
             )
             step.changes.merge(changes)
-            flash = flash.applying(changes)  // the timers below read the new configuration
+            flash.apply(changes)  // the timers below read the new configuration
         }
         // Timers (spec §7), from the configuration now in force.
         let settings = TimerSettings(value: value)
@@ -1130,7 +1155,7 @@ private struct Step {
     /// `.persist` first, then the rest in order. The machine's flash view takes the same changes (applying is
     /// idempotent, so changes already applied mid-step are harmless).
     func finish(into flash: inout FlashSnapshot) -> [PhoneAction] {
-        flash = flash.applying(changes)
+        flash.apply(changes)
         guard !changes.isEmpty else { return actions }
         return [.persist(changes)] + actions
     }

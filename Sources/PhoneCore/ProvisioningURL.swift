@@ -14,28 +14,46 @@ public struct MacroContext: Hashable, Sendable {
     /// is (spec §1).
     public func expand(_ text: String) -> String {
         // Byte-wise: the macros and braces are ASCII, and a fleet expands a URL for every file of every phone.
-        let u = text.utf8
-        guard u.contains(UInt8(ascii: "{")) else { return text }
-        var out = ""
-        out.reserveCapacity(u.count + 16)
-        var rest = u.startIndex
-        while let open = u[rest...].firstIndex(of: UInt8(ascii: "{")) {
-            out += text[rest..<open]
-            guard let close = u[open...].firstIndex(of: UInt8(ascii: "}")) else {
-                rest = open
-                break
+        guard text.utf8.contains(UInt8(ascii: "{")) else { return text }
+        var text = text
+        return text.withUTF8 { u in
+            var out: [UInt8] = []
+            out.reserveCapacity(u.count + 16)
+            var i = 0
+            while i < u.count {
+                guard u[i] == UInt8(ascii: "{"), let close = u[(i + 1)...].firstIndex(of: UInt8(ascii: "}")) else {
+                    out.append(u[i])
+                    i += 1
+                    continue
+                }
+                let name = UnsafeBufferPointer(rebasing: u[(i + 1)..<close])
+                if name.elementsEqual("MAC".utf8) {
+                    mac.appendHex(uppercase: true, to: &out)
+                } else if name.elementsEqual("mac".utf8) {
+                    mac.appendHex(uppercase: false, to: &out)
+                } else if name.elementsEqual("MODEL".utf8) {
+                    out += model.utf8
+                } else if name.elementsEqual("fwver".utf8) {
+                    out += firmware.utf8
+                } else {
+                    out += u[i...close]
+                }
+                i = close + 1
             }
-            switch text[u.index(after: open)..<close] {
-            case "MAC": out += mac.upper
-            case "mac": out += mac.lower
-            case "MODEL": out += model
-            case "fwver": out += firmware
-            default: out += text[open...close]
-            }
-            rest = u.index(after: close)
+            return String(decoding: out, as: UTF8.self)
         }
-        out += text[rest...]
-        return out
+    }
+
+    /// Whether `text` names the phone's MAC (`{MAC}` or `{mac}`): its expansion then differs from phone to phone.
+    static func namesTheMAC(_ text: String) -> Bool {
+        let u = text.utf8
+        var rest = u[...]
+        while let open = rest.firstIndex(of: UInt8(ascii: "{")) {
+            let name = u[u.index(after: open)...].prefix(4)
+            if name.elementsEqual("MAC}".utf8) || name.elementsEqual("mac}".utf8) { return true }
+            rest = u[u.index(after: open)...]
+        }
+        return false
     }
 }
 

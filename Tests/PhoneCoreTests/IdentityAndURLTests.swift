@@ -1,4 +1,5 @@
 import Testing
+import VPhoneTesting
 
 @testable import PhoneCore
 
@@ -30,6 +31,13 @@ struct IdentityAndURLTests {
         #expect(macros.expand("{Mac}{XYZ}{model}") == "{Mac}{XYZ}{model}")
         #expect(macros.expand("open { brace") == "open { brace")
         #expect(macros.expand("Panasonic_{MODEL}/{fwver} ({mac})") == "Panasonic_KX-UTG300/03.210 (0080f0c571eb)")
+        // Braces around braces, an unclosed one, an empty one, text that is not ASCII around them.
+        #expect(macros.expand("{{MAC}}{MAC") == "{{MAC}}{MAC")
+        #expect(macros.expand("{}{MAC}}") == "{}0080F0C571EB}")
+        #expect(macros.expand("é{MAC}☎{mac}") == "é0080F0C571EB☎0080f0c571eb")
+        #expect(MAC("0A1B2C3D4E5F")?.upper == "0A1B2C3D4E5F" && MAC("0A1B2C3D4E5F")?.lower == "0a1b2c3d4e5f")
+        #expect(MacroContext.namesTheMAC("x{MAC}") && MacroContext.namesTheMAC("{{mac}"))
+        #expect(!MacroContext.namesTheMAC("{Mac}{MODEL}{fwver}{MAC") && !MacroContext.namesTheMAC("no macro"))
     }
 
     @Test func urlWithoutFileNameGetsModelCfg() throws {
@@ -67,6 +75,33 @@ struct IdentityAndURLTests {
         let long = "http://p/" + String(repeating: "a", count: 380)
         #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(long, macros: macros) }
         #expect(throws: URLProblem.self) { try ProvisioningURL.candidates("  ", macros: macros) }
+    }
+
+    @Test("the profile's kept URLs are the ones made afresh, for every phone, model and URL; refusals are not kept")
+    func keptCandidatesAreTheMadeOnes() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300)
+        let urls = [
+            "http://prov.example.com", "http://prov.example.com/dir/", "http://p/dir/?x=1", "https://p/c/{MAC}.xml",
+            "192.0.2.10/cfg/", "  http://p/ConfigCom.cfg  ", "http://p/{MODEL}/{mac}.cfg",
+            "http://p/Config{MODEL}.cfg", "http://p/{fwver}/", "http://p/{Mac}/x.cfg",
+        ]
+        let contexts = [
+            macros, MacroContext(mac: MAC("0080F0000002")!, model: "KX-UTG300", firmware: "1"),
+            MacroContext(mac: MAC("0080F0000003")!, model: "KX-UTG200", firmware: "1"),
+            MacroContext(mac: MAC("0080F0000004")!, model: "KX-UTG200", firmware: "2"),
+        ]
+        for _ in 0..<2 {  // the second time from what was kept
+            for context in contexts {
+                for url in urls {
+                    let kept = try prepared.candidates(url, macros: context)
+                    #expect(kept == (try ProvisioningURL.candidates(url, macros: context)), "\(url)")
+                }
+            }
+        }
+        #expect(try prepared.candidates("http://p/", macros: contexts[2]) == ["http://p/KX-UTG200.cfg"])
+        for _ in 0..<2 {
+            #expect(throws: URLProblem.self) { try prepared.candidates("gopher://x/", macros: macros) }
+        }
     }
 
     @Test func credentialsAreRedacted() {
