@@ -33,7 +33,7 @@ public final class MemoryFlash: FlashBackend {
     public func load() throws(FlashError) -> FlashSnapshot { snapshot }
 
     public func apply(_ changes: FlashChanges) throws(FlashError) {
-        if retain { snapshot = snapshot.applying(changes) }
+        if retain { snapshot.apply(changes) }
         guard keepEvents > 0 else { return }
         log += changes.events
         if log.count > keepEvents { log.removeFirst(log.count - keepEvents) }
