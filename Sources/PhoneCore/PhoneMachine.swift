@@ -171,7 +171,8 @@ public final class PreparedProfile: Sendable {
     /// A phone's own (standard) file with the names of the last one parsed here, in the same order, has no document
     /// made: the document returned is empty and the run stands for it (`MergeRun.standsForDocument`; read values
     /// through `MergeInput.value`). So what is returned for a standard file depends on the file before it; what it
-    /// holds does not.
+    /// holds does not. `known` says what was found out about the body on the way, for its saved copy
+    /// (`SharedPhoneState.savedBody`): the memo's copy of the same bytes, or the template it is with its changes.
     ///
     /// - Parameter kind: a standard file is the phone's own and never goes into the memo of shared documents: seen
     ///   again when its phone resyncs, it would otherwise look shared (and be sorted, and break the memo of the
@@ -237,11 +238,12 @@ public final class PreparedProfile: Sendable {
         guard !MacroContext.namesTheMAC(raw) else { return try ProvisioningURL.candidates(raw, macros: macros) }
         // The model and firmware are the rest of what the URLs are made of.
         let key = URLKey(raw: raw, model: macros.model, firmware: macros.firmware)
-        if let kept = urls.withLock({ $0[key] }) { return kept }
+        // Strings are equal when canonically equivalent (`é` and `e` + U+0301); the phone uses the bytes it was given.
+        if let kept = urls.withLock({ $0[key] }), kept.key.sameBytes(as: key) { return kept.candidates }
         let candidates = try ProvisioningURL.candidates(raw, macros: macros)
         urls.withLock { urls in
             if urls.count >= Self.maxURLs { urls.removeAll() }
-            urls[key] = candidates
+            urls[key] = (key, candidates)
         }
         return candidates
     }
@@ -250,8 +252,13 @@ public final class PreparedProfile: Sendable {
         var raw: String
         var model: String
         var firmware: String
+
+        func sameBytes(as other: URLKey) -> Bool {
+            raw.utf8.elementsEqual(other.raw.utf8) && model.utf8.elementsEqual(other.model.utf8)
+                && firmware.utf8.elementsEqual(other.firmware.utf8)
+        }
     }
-    private let urls = Mutex<[URLKey: [String]]>([:])
+    private let urls = Mutex<[URLKey: (key: URLKey, candidates: [String])]>([:])
     /// A fleet's files have a handful of URLs; a server naming new ones each time cannot grow this without bound.
     static let maxURLs = 64
 }
@@ -668,7 +675,7 @@ public struct PhoneMachine: Sendable {
     /// HTTPS server of the standard file can already be verified with them.
     private mutating func nextCertificate(after slot: Int, _ step: inout Step) {
         guard cycle != nil else { return }
-        let initial = cycle?.initial ?? nil
+        let initial = cycle?.initial
         var s = slot + 1
         while s <= 3 {
             let raw = initial?.initial["CFG_ROOT_CERTIFICATE_PATH\(s)"]?.value.trimmingWhitespace() ?? ""
@@ -890,7 +897,7 @@ public struct PhoneMachine: Sendable {
     /// Standard, then product, then master (spec §3).
     private mutating func next(after kind: FileKind, _ step: inout Step) {
         guard let certificatesDone = cycle?.certificatesDone, let orphanFallback = cycle?.orphanFallback else { return }
-        let initial = cycle?.initial ?? nil
+        let initial = cycle?.initial
         if kind == .initial && !certificatesDone && initial != nil {
             nextCertificate(after: 0, &step)
             return

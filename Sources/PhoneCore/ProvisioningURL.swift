@@ -21,10 +21,16 @@ public struct MacroContext: Hashable, Sendable {
             out.reserveCapacity(u.count + 16)
             var i = 0
             while i < u.count {
-                guard u[i] == UInt8(ascii: "{"), let close = u[(i + 1)...].firstIndex(of: UInt8(ascii: "}")) else {
+                guard u[i] == UInt8(ascii: "{") else {
                     out.append(u[i])
                     i += 1
                     continue
+                }
+                // No `}` after this `{`: the rest is text (and no later `{` is looked at again, or a value full of
+                // `{` would cost its length squared).
+                guard let close = u[(i + 1)...].firstIndex(of: UInt8(ascii: "}")) else {
+                    out += u[i...]
+                    break
                 }
                 let name = UnsafeBufferPointer(rebasing: u[(i + 1)..<close])
                 if name.elementsEqual("MAC".utf8) {
@@ -44,7 +50,9 @@ public struct MacroContext: Hashable, Sendable {
         }
     }
 
-    /// Whether `text` names the phone's MAC (`{MAC}` or `{mac}`): its expansion then differs from phone to phone.
+    /// Whether `text` may name the phone's MAC (`{MAC}` or `{mac}`), when its expansion can differ from phone to
+    /// phone. It may say yes for a text that does not (`{{mac}`: the first `{` opens, and `{mac` is no macro); it never
+    /// says no for one that does.
     static func namesTheMAC(_ text: String) -> Bool {
         let u = text.utf8
         var rest = u[...]

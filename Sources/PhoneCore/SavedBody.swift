@@ -211,11 +211,34 @@ enum BodyDelta {
     /// (`PlainXMLTemplate.rebuilt`): copies of the reference between them, the changed bytes as literals. No search,
     /// written straight into their buffer (a fleet makes them for every phone).
     static func encode(_ changes: [TemplateChange], of target: [UInt8], referenceCount: Int) -> [UInt8] {
-        // A copy is at most 1 + 2 varints of 10 bytes, a literal 10 bytes and its bytes.
-        var capacity = 21
-        for change in changes { capacity += 31 + change.file.count }
+        // Two passes: the size, then the bytes, so the array is no bigger than its ops (a fleet keeps one per phone).
+        @inline(__always) func varintSize(_ value: Int) -> Int {
+            var v = UInt(value) >> 7
+            var n = 1
+            while v > 0 {
+                v >>= 7
+                n += 1
+            }
+            return n
+        }
+        var size = 0
+        var from = 0
+        for change in changes {
+            // In order, inside the reference and the target: what `PlainXMLTemplate.rebuilt` takes.
+            precondition(
+                change.template.lowerBound >= from && change.template.upperBound <= referenceCount
+                    && change.file.upperBound <= target.count,
+                "template changes out of order or out of range"
+            )
+            if change.template.lowerBound > from {
+                size += varintSize((change.template.lowerBound - from) << 1 | 1) + varintSize(from)
+            }
+            if !change.file.isEmpty { size += varintSize(change.file.count << 1) + change.file.count }
+            from = change.template.upperBound
+        }
+        if referenceCount > from { size += varintSize((referenceCount - from) << 1 | 1) + varintSize(from) }
         return target.withUnsafeBufferPointer { t in
-            [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
+            [UInt8](unsafeUninitializedCapacity: size) { out, count in
                 var n = 0
                 @inline(__always) func varint(_ value: Int) {
                     var v = UInt(value)
@@ -247,6 +270,7 @@ enum BodyDelta {
                     from = change.template.upperBound
                 }
                 copy(from, referenceCount)
+                precondition(n == size, "template delta of \(n) bytes, \(size) counted")
                 count = n
             }
         }
@@ -307,14 +331,16 @@ package enum KnownBody: Sendable {
     case template([UInt8], changes: [TemplateChange])
 }
 
-/// What a fleet's phones share: one reference body per file kind for their saved copies, and one base for their
-/// effective configurations. `vphone boot` shares nothing (one phone has nothing to share with).
+/// What a fleet's phones share: one reference body per file kind for their saved copies (and the template a phone's
+/// own file was read against, once it serves many), and one base for their effective configurations. `vphone boot`
+/// shares nothing (one phone has nothing to share with).
 public final class SharedPhoneState: Sendable {
     private struct State {
         var references: [FileKind: DeltaReference] = [:]
-        /// The last template other than the reference that a body was read against (`KnownBody.template`), without
-        /// an index.
+        /// The last template other than the reference that became one (`templateReference`), without an index.
         var templates: [FileKind: DeltaReference] = [:]
+        /// The last template other than the reference that bodies were read against, and how many.
+        var candidates: [FileKind: (bytes: [UInt8], reads: Int)] = [:]
         /// Another array with each reference's bytes (the document memo's copy, `KnownBody.same`), once compared.
         var copies: [FileKind: [UInt8]] = [:]
         var base: ParameterTable.Base?
@@ -331,41 +357,72 @@ public final class SharedPhoneState: Sendable {
     ///   compared with the reference, nor its differences looked for, again.
     package func savedBody(_ bytes: [UInt8], kind: FileKind, known: KnownBody? = nil) -> SavedBody {
         guard bytes.count >= 256 else { return SavedBody(bytes) }
-        var (reference, copy) = state.withLock { s in
+        let (first, copy) = state.withLock { s in
             if let r = s.references[kind] { return (r, s.copies[kind]) }
             let r = DeltaReference(bytes)
             s.references[kind] = r
             return (r, nil)
         }
-        let ops: [UInt8]
+        var reference = first
+        var found: [UInt8]?
         switch known {
-        case .same(let other)
-        where BodyBytes.identical(other, reference.bytes) || copy.map { BodyBytes.identical(other, $0) } == true:
-            ops = BodyDelta.copyAll(bytes.count)
-        case .same(let other) where BodyBytes.equal(other, reference.bytes):
-            // The memo's copy, compared once: the next phones' bodies found in the memo are this array.
-            state.withLock { $0.copies[kind] = other }
-            ops = BodyDelta.copyAll(bytes.count)
-        case .template(let template, let changes):
-            // A phone's own file read against a template: the first phone's file, which the reference is, until a
-            // file with another layout takes its place; the delta is then made against that file.
-            if !BodyBytes.identical(template, reference.bytes) && !BodyBytes.equal(template, reference.bytes) {
-                reference = state.withLock { s in
-                    if let t = s.templates[kind], BodyBytes.identical(t.bytes, template) { return t }
-                    let t = DeltaReference(template, indexed: false)
-                    s.templates[kind] = t
-                    return t
-                }
+        case .same(let other):
+            if BodyBytes.identical(other, reference.bytes) || copy.map({ BodyBytes.identical(other, $0) }) == true {
+                found = BodyDelta.copyAll(bytes.count)
+            } else if BodyBytes.equal(other, reference.bytes) {
+                // The memo's copy, compared once: the next phones' bodies found in the memo are this array.
+                state.withLock { $0.copies[kind] = other }
+                found = BodyDelta.copyAll(bytes.count)
             }
-            ops = BodyDelta.encode(changes, of: bytes, referenceCount: reference.bytes.count)
-        default:
-            // The product, master and initial files: the reference itself, one copy.
-            ops =
-                BodyBytes.equal(bytes, reference.bytes)
-                ? BodyDelta.copyAll(bytes.count) : BodyDelta.encode(bytes, against: reference)
+        case .template(let template, let changes):
+            if let against = templateReference(template, kind: kind, reference: reference) {
+                reference = against
+                found = BodyDelta.encode(changes, of: bytes, referenceCount: against.bytes.count)
+            }
+        case nil:
+            break
         }
+        // Nothing known that serves: a copy of the reference when the body is its bytes (the product, master and
+        // initial files), else its differences, looked for.
+        let ops =
+            found
+            ?? (BodyBytes.equal(bytes, reference.bytes)
+                ? BodyDelta.copyAll(bytes.count) : BodyDelta.encode(bytes, against: reference))
         guard ops.count * 2 <= bytes.count else { return SavedBody(bytes) }
         return SavedBody(storage: .delta(reference, ops: ops, count: bytes.count))
+    }
+
+    /// How many bodies are read against a template other than the reference before it becomes one.
+    static let templateReads = 8
+
+    /// What a body read against `template` is kept against: the kind's reference when the template has its bytes
+    /// (the first phone's file, until a file with another layout takes its place); else the template itself, once
+    /// `templateReads` bodies were read against it; nil before (the body's differences are then looked for). Each
+    /// such template keeps its 8 KB alive: a fleet whose files change layout every few phones would pay that for
+    /// every few phones, where a searched delta costs about 1 KB.
+    private func templateReference(
+        _ template: [UInt8],
+        kind: FileKind,
+        reference: DeltaReference
+    ) -> DeltaReference? {
+        if BodyBytes.identical(template, reference.bytes) || BodyBytes.equal(template, reference.bytes) {
+            return reference
+        }
+        return state.withLock { s in
+            if let t = s.templates[kind], BodyBytes.identical(t.bytes, template) { return t }
+            guard let candidate = s.candidates[kind], BodyBytes.identical(candidate.bytes, template) else {
+                s.candidates[kind] = (template, 1)
+                return nil
+            }
+            guard candidate.reads + 1 >= Self.templateReads else {
+                s.candidates[kind] = (template, candidate.reads + 1)
+                return nil
+            }
+            let t = DeltaReference(template, indexed: false)
+            s.templates[kind] = t
+            s.candidates[kind] = nil
+            return t
+        }
     }
 
     /// A snapshot read back from a fleet store, kept the way a phone of this fleet keeps what it provisions: its
@@ -374,7 +431,9 @@ public final class SharedPhoneState: Sendable {
     /// its configuration did not change.
     public func sharing(_ snapshot: FlashSnapshot) -> FlashSnapshot {
         var out = snapshot
-        out.parameters = parameters(snapshot.parameters)
+        // A table read back from the store holds no copy the memo's files share: the base is made from it anyway
+        // (a resumed fleet's phones are read back one after another, before any downloads).
+        out.parameters = parameters(snapshot.parameters, settled: true)
         for (kind, file) in snapshot.savedFiles {
             guard case .plain(let bytes) = file.savedBody.storage else { continue }
             out.savedFiles[kind]?.savedBody = savedBody(bytes, kind: kind)
@@ -394,7 +453,7 @@ public final class SharedPhoneState: Sendable {
     /// - Parameter settled: the table was merged from the shared files as the memo holds them
     ///   (`MergeRun.common`), as every later phone's is: its names and values are the copies theirs hold, so comparing
     ///   them with the base reads no bytes. The first phones parse those files before the memo holds them.
-    public func parameters(_ table: ParameterTable, settled: Bool = true) -> ParameterTable {
+    public func parameters(_ table: ParameterTable, settled: Bool) -> ParameterTable {
         guard table.count >= ParameterTable.minLayeredCount else { return table }
         let base: ParameterTable.Base? = state.withLock { s in
             if let b = s.base { return b }

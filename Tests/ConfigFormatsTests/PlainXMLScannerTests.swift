@@ -316,6 +316,22 @@ struct PlainXMLTemplateTests {
         }
     }
 
+    @Test("a text that starts with the template's bytes and goes on, or a file cut after them, is read, not shared")
+    func textLongerThanTheTemplatesOrCutShort() throws {
+        let template = try #require(scanned(Array(fleetFile(Self.first).utf8)))
+        let longer = fleetFile(["200012", "Ext 2000 L1 and more", "x000104729Q", "ntp.example.net.x"])
+        #expect(
+            readAgainst(template, Array(longer.utf8), longer)
+                == ["200012", "Ext 2000 L1 and more", "x000104729Q", "", "", "ntp.example.net.x"]
+        )
+        // Cut right after a text that has the template's bytes, and after its `<`.
+        let whole = Array(fleetFile(Self.first).utf8)
+        let end = try #require(whole.indices.first { whole[$0...].starts(with: Array("20001</".utf8)) })
+        for cut in [end + 5, end + 6] {
+            #expect(readAgainst(template, Array(whole[..<cut]), "cut at \(cut)") == nil)
+        }
+    }
+
     @Test("the changes are the texts and comments whose bytes differ from the template's, and no others")
     func changesAreTheDifferingTexts() throws {
         func changes(_ file: String, against first: [String] = Self.first) throws -> [String] {

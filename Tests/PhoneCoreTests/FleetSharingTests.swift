@@ -291,6 +291,32 @@ struct FleetSharingTests {
         }
     }
 
+    @Test("the fleet's base is the second phone's configuration: the first one's shared files came before the memo")
+    func baseFromTheFirstPhoneOfTheMemo() throws {
+        let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)
+        var first = Self.phone(1, prepared: prepared)
+        first.powerOn()
+        // Its initial, product and master files were each parsed a first time: no run the next phones share.
+        #expect(prepared.shared?.base == nil && first.flash.parameters.base == nil)
+        var second = Self.phone(2, prepared: prepared)
+        second.powerOn()
+        let base = try #require(prepared.shared?.base)
+        #expect(second.flash.parameters.base === base)
+        // Its shared values are the memo's copies: the third phone's entries from those files compare by identity.
+        // ("product value 12" is 16 bytes: a string with storage of its own, not one held inline.)
+        let product = try #require(try prepared.parsed(Array(Self.product.utf8), file: "product", kind: .product).run)
+        let value = try #require(product.device.first { $0.name == "PRODUCT_SETTING_NUMBER_12" }?.value)
+        let inBase = try #require(base.entries.first { $0.name == "PRODUCT_SETTING_NUMBER_12" }?.value)
+        #expect(value == inBase && value.utf8.count > 15)
+        #expect(
+            value.utf8.withContiguousStorageIfAvailable { $0.baseAddress }
+                == inBase.utf8.withContiguousStorageIfAvailable { $0.baseAddress }
+        )
+        var third = Self.phone(3, prepared: prepared)
+        third.powerOn()
+        #expect(third.flash.parameters.base === base)
+    }
+
     @Test("a shared file's run answers the cycle's parameters as its document does: device, then <Initial>, or none")
     func sharedRunAnswersTheCycleParameters() throws {
         let prepared = PreparedProfile(TestProfiles.utg300, sharing: true)

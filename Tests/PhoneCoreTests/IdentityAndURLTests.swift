@@ -36,6 +36,8 @@ struct IdentityAndURLTests {
         #expect(macros.expand("{}{MAC}}") == "{}0080F0C571EB}")
         #expect(macros.expand("é{MAC}☎{mac}") == "é0080F0C571EB☎0080f0c571eb")
         #expect(MAC("0A1B2C3D4E5F")?.upper == "0A1B2C3D4E5F" && MAC("0A1B2C3D4E5F")?.lower == "0a1b2c3d4e5f")
+        #expect(macros.expand("a{{{b") == "a{{{b" && macros.expand("{MAC}{") == "0080F0C571EB{")
+        // A yes too many only costs the URL memo its use (`{{mac}` expands to itself); a no too many would be wrong.
         #expect(MacroContext.namesTheMAC("x{MAC}") && MacroContext.namesTheMAC("{{mac}"))
         #expect(!MacroContext.namesTheMAC("{Mac}{MODEL}{fwver}{MAC") && !MacroContext.namesTheMAC("no macro"))
     }
@@ -86,7 +88,8 @@ struct IdentityAndURLTests {
             "http://p/Config{MODEL}.cfg", "http://p/{fwver}/", "http://p/{Mac}/x.cfg",
         ]
         let contexts = [
-            macros, MacroContext(mac: MAC("0080F0000002")!, model: "KX-UTG300", firmware: "1"),
+            macros, MacroContext(mac: MAC("0080F0000009")!, model: macros.model, firmware: macros.firmware),
+            MacroContext(mac: MAC("0080F0000002")!, model: "KX-UTG300", firmware: "1"),
             MacroContext(mac: MAC("0080F0000003")!, model: "KX-UTG200", firmware: "1"),
             MacroContext(mac: MAC("0080F0000004")!, model: "KX-UTG200", firmware: "2"),
         ]
@@ -98,7 +101,13 @@ struct IdentityAndURLTests {
                 }
             }
         }
-        #expect(try prepared.candidates("http://p/", macros: contexts[2]) == ["http://p/KX-UTG200.cfg"])
+        #expect(try prepared.candidates("http://p/", macros: contexts[3]) == ["http://p/KX-UTG200.cfg"])
+        // The same text in another Unicode form is other bytes: its own candidates, not the kept ones.
+        let composed = "http://p/caf\u{E9}/"
+        let decomposed = "http://p/cafe\u{301}/"
+        #expect(try prepared.candidates(composed, macros: macros) == ["http://p/caf\u{E9}/KX-UTG300.cfg"])
+        let other = try prepared.candidates(decomposed, macros: macros)
+        #expect(other.map { Array($0.utf8) } == [Array("http://p/cafe\u{301}/KX-UTG300.cfg".utf8)])
         for _ in 0..<2 {
             #expect(throws: URLProblem.self) { try prepared.candidates("gopher://x/", macros: macros) }
         }
