@@ -100,7 +100,7 @@ let package = Package(
             exclude: ["Fixtures"]  // read by path, as the fuzzers read their corpus
         ),
         .testTarget(name: "FleetReportTests", dependencies: ["FleetReport", "PhoneCore"]),
-        .testTarget(name: "FleetRunnerTests", dependencies: ["Fleet"]),
+        .testTarget(name: "FleetRunnerTests", dependencies: ["Fleet", "FleetReport"]),
         .testTarget(
             name: "TestServerTests",
             dependencies: [

@@ -235,18 +235,30 @@ public final class FleetRunner: Sendable {
     }
 
     /// A note when the loops spent a quarter or more of the run (the whole run: with `--duration`, its idle hours too)
-    /// waiting on the server with every place taken and transfers queued: the server was asked for no more than
-    /// `--max-in-flight` allowed. A server far away then could have taken more; a saturated one looks the same from
-    /// here, so the note says how to tell. Nil otherwise (a storm on a server nearby keeps the loops busy instead).
-    public static func capNote(idleSeconds: [Double], durationS: Double, maxInFlight: Int) -> String? {
-        guard durationS > 0, !idleSeconds.isEmpty else { return nil }
-        let share = idleSeconds.reduce(0, +) / (durationS * Double(idleSeconds.count))
-        guard share >= 0.25 else { return nil }
+    /// waiting on the server with every place taken and transfers queued (`FleetReport.inFlightLimitShare`): the
+    /// server was asked for no more than `--max-in-flight` allowed. A server far away then could have taken more; a
+    /// saturated one looks the same from here, so the note says how to tell. Nil otherwise (a storm on a server
+    /// nearby keeps the loops busy instead).
+    public static func capNote(share: Double?, maxInFlight: Int) -> String? {
+        guard let share, share >= 0.25 else { return nil }
         let transfers = maxInFlight == 1 ? "1 transfer" : "\(maxInFlight) transfers"
         return "note: the loops spent \(Int((share * 100).rounded()))% of the run with \(transfers) in flight each "
             + "and more waiting, with nothing to do but wait for the server: --max-in-flight may have set the pace, "
             + "not the server. Run again with it raised (to at least the request rate wanted × the time a request "
             + "takes, over all loops): if the request rate rises, it did; if not, the server is the limit"
+    }
+
+    /// The report's in-flight figures (`FleetReport.atInFlightLimitS`, `loopS`) from the loops' waits at the limit
+    /// (`CurlTransport.idleAtCapSeconds`, one per loop) over `durationS`.
+    public static func withInFlightWaits(
+        _ report: FleetReport,
+        idleSeconds: [Double],
+        durationS: Double
+    ) -> FleetReport {
+        var out = report
+        out.atInFlightLimitS = idleSeconds.reduce(0, +)
+        out.loopS = max(0, durationS) * Double(idleSeconds.count)
+        return out
     }
 
     /// How many phones start: `--count`, or for `--rate` over a duration, rate × duration (at most `--count`).

@@ -46,6 +46,9 @@ extension FleetReport: Codable {
         case httpStatus = "http_status"
         case steadyStateS = "steady_state_s"
         case completionsPerS = "completions_per_s"
+        case atInFlightLimitS = "at_in_flight_limit_s"
+        case loopS = "loop_s"
+        case inFlightLimitShare = "in_flight_limit_share"
         case latencyMs = "latency_ms"
     }
 
@@ -73,6 +76,10 @@ extension FleetReport: Codable {
         )
         try container.encode(steadyStateS.flatMap { $0.isFinite ? $0 : nil }, forKey: .steadyStateS)
         try container.encode(completionsPerS, forKey: .completionsPerS)
+        // Exact: `report merge` adds them up.
+        try container.encode(atInFlightLimitS.isFinite ? atInFlightLimitS : 0, forKey: .atInFlightLimitS)
+        try container.encode(loopS.isFinite ? loopS : 0, forKey: .loopS)
+        try container.encode(inFlightLimitShare.map(Format.thousandths), forKey: .inFlightLimitShare)
         try container.encode(LatencyBlock(self), forKey: .latencyMs)
         try container.encode(HistogramBlock(self), forKey: .histograms)
     }
@@ -136,6 +143,15 @@ extension FleetReport: Codable {
             phoneLatency: try histograms.phone.latencyHistogram(path: "phone"),
             stageLatency: stageLatency
         )
+        // Reports written before these were kept have neither: not measured.
+        atInFlightLimitS = try container.decodeIfPresent(Double.self, forKey: .atInFlightLimitS) ?? 0
+        loopS = try container.decodeIfPresent(Double.self, forKey: .loopS) ?? 0
+        guard atInFlightLimitS.isFinite, loopS.isFinite, atInFlightLimitS >= 0, loopS >= 0 else {
+            throw FleetReportError(
+                .invalidReport,
+                "'at_in_flight_limit_s' and 'loop_s' must be seconds, 0 or more: give the file vphone wrote"
+            )
+        }
     }
 
     private static func describe(_ error: DecodingError) -> String {

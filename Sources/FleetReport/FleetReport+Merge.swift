@@ -53,6 +53,8 @@ extension FleetReport {
                 merged.requestsByFile[file, default: [:]].merge(outcomes, uniquingKeysWith: +)
             }
             merged.httpStatus.merge(report.httpStatus, uniquingKeysWith: +)
+            merged.atInFlightLimitS += report.atInFlightLimitS
+            merged.loopS += report.loopS
             if let steady = report.steadyStateS {
                 merged.steadyStateS = max(merged.steadyStateS ?? 0, offsetS + steady)
             }

@@ -35,6 +35,11 @@ public struct FleetReport: Sendable, Equatable {
     public var steadyStateS: Double?
     /// Phones that finished in each second since the start.
     public var completionsPerS: [Int]
+    /// Seconds the transport's loops spent, summed over the loops, with every place `--max-in-flight` gives taken,
+    /// transfers waiting and nothing to do but wait for the server (`inFlightLimitShare`).
+    public var atInFlightLimitS: Double = 0
+    /// The run's duration times its loops: the whole that `atInFlightLimitS` is a part of (0: not measured).
+    public var loopS: Double = 0
     var phoneLatency: LatencyHistogram
     /// By file kind, every stage present.
     var stageLatency: [String: [Stage: LatencyHistogram]]
@@ -68,6 +73,10 @@ public struct FleetReport: Sendable, Equatable {
     // MARK: - Counts
 
     public var startedAt: Date { Date(timeIntervalSince1970: Double(startedAtMs) / 1000) }
+
+    /// The share of the run the loops waited at the in-flight limit (`atInFlightLimitS` over `loopS`): a quarter or
+    /// more says `--max-in-flight`, not the server, may have set the pace. Nil when not measured.
+    public var inFlightLimitShare: Double? { loopS > 0 ? min(1, atInFlightLimitS / loopS) : nil }
     /// Phones that finished boot-time provisioning, whatever the outcome.
     public var phones: Int { phoneOutcomes.values.reduce(0, +) }
     public var provisioned: Int { phoneOutcomes["provisioned", default: 0] }

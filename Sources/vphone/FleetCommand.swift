@@ -54,7 +54,7 @@ struct FleetCommand: AsyncParsableCommand {
         help: ArgumentHelp(
             "Transfers in flight per loop; the rest wait their turn. A server nearby needs fewer (64 does the same "
                 + "work with less CPU on loopback); a distant one at least the rate wanted × a request's time, over "
-                + "all loops."
+                + "all loops. The report's in_flight_limit_share says how much of the run the loops waited at it."
         )
     ) var maxInFlight: Int = 256
     @Option(
@@ -172,7 +172,7 @@ struct FleetCommand: AsyncParsableCommand {
             stats: stats,
             logger: logger
         )
-        let metrics = try startMetrics(stats: stats)
+        let metrics = try startMetrics(stats: stats, transport: transport)
         let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
         let work = Task { try await runner.run() }
         let stopper = StopSignals(secondExits: true) { work.cancel() }
@@ -191,14 +191,12 @@ struct FleetCommand: AsyncParsableCommand {
         }
         transport.shutdown()
         metrics?.stop()
-        if let note = FleetRunner.capNote(
+        let result = FleetRunner.withInFlightWaits(
+            stats.report(durationS: duration),
             idleSeconds: transport.idleAtCapSeconds,
-            durationS: duration,
-            maxInFlight: maxInFlight
-        ) {
-            fail(note)
-        }
-        let result = stats.report(durationS: duration)
+            durationS: duration
+        )
+        if let note = FleetRunner.capNote(share: result.inFlightLimitShare, maxInFlight: maxInFlight) { fail(note) }
         print(Self.summary(result))
         try write({ result.json() }, to: report)
         try write({ Array(stats.csv().utf8) }, to: csv)
@@ -260,13 +258,18 @@ struct FleetCommand: AsyncParsableCommand {
         }
     }
 
-    private func startMetrics(stats: FleetStats) throws -> MetricsEndpoint? {
+    private func startMetrics(stats: FleetStats, transport: CurlTransport) throws -> MetricsEndpoint? {
         guard let metricsPort else { return nil }
         let started = Date()
         do {
             // A thread of its own: a scrape is answered at once even while the phones keep the task pool busy.
             return try MetricsEndpoint(port: metricsPort) {
-                stats.report(durationS: Date().timeIntervalSince(started)).prometheus()
+                let elapsed = Date().timeIntervalSince(started)
+                return FleetRunner.withInFlightWaits(
+                    stats.report(durationS: elapsed),
+                    idleSeconds: transport.idleAtCapSeconds,
+                    durationS: elapsed
+                ).prometheus()
             }
         } catch {
             fail("--metrics-port: \(error)")
