@@ -162,7 +162,7 @@ public final class MergeMemo: Sendable {
     /// A phone's own file kept as a template for the next phone's (`ownTemplate`, `ownRun(values:of:)`).
     struct OwnTemplate: Sendable {
         let xml: PlainXMLTemplate
-        /// The file's perm/access numbers in file order, as `MergeRun.entry` makes them.
+        /// The file's perm/access numbers in file order (`MergeRun.bits`).
         fileprivate let bits: [UInt32]
         /// Names in name order with their file-order indexes: the memo's `sorted` when the template was kept.
         fileprivate let sorted: [(index: Int, name: String)]

@@ -416,7 +416,10 @@ struct PlainXMLTemplateTests {
                 ) + "<!--\(text)-->" + lineEnd
             }
             let aroundTemplate = try #require(scanned(Array(around(" at 08:00 ").utf8)))
-            #expect(readAgainst(aroundTemplate, Array(around(comment).utf8), around(comment)) != nil)
+            #expect(
+                readAgainst(aroundTemplate, Array(around(comment).utf8), around(comment))
+                    == [second[0], second[1], second[2], "", "", second[3]]
+            )
         }
     }
 

@@ -220,29 +220,30 @@ extension FleetTests {
         let slow = "location ~ ^/Config0080F010000 { limit_rate 400; }"
         let server = try fleetServer(count: count, extraConfig: slow)
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
-        let held = try fleet(
-            server,
-            ["--loops", "1", "--max-in-flight", "1", "--report", "held.json"],
-            count: count,
-            cwd: dir
-        )
+        // One loop with `inFlight` places, and the report's share of the run spent waiting at the limit.
+        func run(inFlight: Int) throws -> (result: Run, share: Double?) {
+            let file = "in-flight-\(inFlight).json"
+            let result = try fleet(
+                server,
+                ["--loops", "1", "--max-in-flight", String(inFlight), "--report", file],
+                count: count,
+                cwd: dir
+            )
+            return (result, try report(dir + "/" + file)["in_flight_limit_share"] as? Double)
+        }
+        let (held, heldShareRead) = try run(inFlight: 1)
         #expect(held.code == 0, "\(held.stderr)")
         #expect(held.stderr.contains("note: the loops spent"), "\(held.stderr)")
         #expect(held.stderr.contains("with 1 transfer in flight each and more waiting"), "\(held.stderr)")
         #expect(held.stdout.contains("3 provisioned"))
         // The report keeps the share, for a run without a terminal.
-        let heldShare = try #require(try report(dir + "/held.json")["in_flight_limit_share"] as? Double)
+        let heldShare = try #require(heldShareRead)
         #expect(heldShare >= 0.25)
         // Room for every transfer: none waits, no note.
-        let free = try fleet(
-            server,
-            ["--loops", "1", "--max-in-flight", "8", "--report", "free.json"],
-            count: count,
-            cwd: dir
-        )
+        let (free, freeShare) = try run(inFlight: 8)
         #expect(free.code == 0, "\(free.stderr)")
         #expect(!free.stderr.contains("note: the loops spent"), "\(free.stderr)")
-        #expect(try report(dir + "/free.json")["in_flight_limit_share"] as? Double ?? 1 < 0.25)
+        #expect(freeShare ?? 1 < 0.25)
     }
 
     @Test func oneBootingPhoneAtATimeFetchesDepthFirst() throws {
