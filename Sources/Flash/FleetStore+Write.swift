@@ -86,35 +86,43 @@ extension FleetStore {
     )
         throws(FlashError)
     {
-        let old = before.makeIterator()
-        var previous = old.next()
-        for (name, parameter) in parameters {
-            while let p = previous, p.key < name {
-                try connection.run("DELETE FROM parameters WHERE mac = ?1 AND name = ?2", cached: true, key, p.key)
-                previous = old.next()
+        try connection.repeating(Self.upsertParameter) { (upsert) throws(FlashError) in
+            try connection.repeating(Self.deleteParameter) { (delete) throws(FlashError) in
+                try upsert.bind(key, at: 1)
+                try delete.bind(key, at: 1)
+                let old = before.makeIterator()
+                var previous = old.next()
+                for (name, parameter) in parameters {
+                    while let p = previous, p.key < name {
+                        try delete.run(p.key, from: 2)
+                        previous = old.next()
+                    }
+                    if let p = previous, p.key == name {
+                        previous = old.next()
+                        if p.value == parameter { continue }
+                    }
+                    try upsert.run(
+                        name,
+                        parameter.value,
+                        parameter.source.rawValue,
+                        parameter.perm,
+                        parameter.access,
+                        from: 2
+                    )
+                }
+                while let p = previous {
+                    try delete.run(p.key, from: 2)
+                    previous = old.next()
+                }
             }
-            if let p = previous, p.key == name {
-                previous = old.next()
-                if p.value == parameter { continue }
-            }
-            try connection.run(
-                "INSERT INTO parameters (mac, name, value, source, perm, access) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
-                    + "ON CONFLICT (mac, name) DO UPDATE SET value = excluded.value, source = excluded.source, "
-                    + "perm = excluded.perm, access = excluded.access",
-                cached: true,
-                key,
-                name,
-                parameter.value,
-                parameter.source.rawValue,
-                parameter.perm,
-                parameter.access
-            )
-        }
-        while let p = previous {
-            try connection.run("DELETE FROM parameters WHERE mac = ?1 AND name = ?2", cached: true, key, p.key)
-            previous = old.next()
         }
     }
+
+    static let upsertParameter =
+        "INSERT INTO parameters (mac, name, value, source, perm, access) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+        + "ON CONFLICT (mac, name) DO UPDATE SET value = excluded.value, source = excluded.source, "
+        + "perm = excluded.perm, access = excluded.access"
+    static let deleteParameter = "DELETE FROM parameters WHERE mac = ?1 AND name = ?2"
 
     /// Writes one phone's pending changes, inside the batch's transaction: the statements of `FlashStore.write`,
     /// each restricted to the phone's MAC.

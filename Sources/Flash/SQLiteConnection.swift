@@ -102,6 +102,17 @@ final class SQLiteConnection {
         }
     }
 
+    /// Runs `body` with the cached statement `sql`, which it runs many times in a row (`RepeatedStatement`): no lookup of
+    /// the statement, no argument array and no copy of a text per run. Its bindings are cleared when `body` returns.
+    func repeating<R>(_ sql: String, _ body: (RepeatedStatement) throws(FlashError) -> R) throws(FlashError) -> R {
+        try withStatement(sql, cached: true) { (statement) throws(FlashError) in
+            let repeated = RepeatedStatement(statement: statement)
+            // No binding may outlive the texts it points into.
+            defer { _ = sqlite3_clear_bindings(statement.handle) }
+            return try body(repeated)
+        }
+    }
+
     /// Runs one query, calling `row` for each result row.
     ///
     /// - Parameters:
@@ -235,6 +246,58 @@ final class Statement {
             return sqlite3_bind_blob(handle, index, base, Int32(bytes.count), vphone_sqlite_transient())
         }
         try connection.check(rc)
+    }
+}
+
+/// One cached statement its caller runs many times in a row (`SQLiteConnection.repeating`): the fleet store's hundreds
+/// of parameter rows a phone, where copying every text into an allocation of SQLite's own (SQLITE_TRANSIENT) and
+/// boxing every argument cost as much as the inserts' own work.
+struct RepeatedStatement {
+    fileprivate let statement: Statement
+
+    /// Binds `value` at `index` for every later run until bound again (SQLite keeps a copy of its own).
+    func bind(_ value: String, at index: Int32) throws(FlashError) { try statement.bind(value, at: index) }
+
+    /// Binds `texts` at `first`, `first + 1`, ... and runs the statement to its end. The texts are copied back to back
+    /// into a buffer on the stack, which SQLite reads in place (SQLITE_STATIC) during the run.
+    func run(_ texts: String..., from first: Int32) throws(FlashError) {
+        var total = 1  // a NUL after the texts: no pointer into the buffer is ever nil, not even an empty text's
+        for text in texts { total += text.utf8.count }
+        let handle = statement.handle
+        let rc = withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { buffer -> Int32 in
+            guard let base = buffer.baseAddress else { return SQLITE_MISUSE }
+            var start = 0
+            for (offset, text) in texts.enumerated() {
+                var end = start
+                let copied = text.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                    if let source = utf8.baseAddress {
+                        UnsafeMutableRawPointer(base + start).copyMemory(from: source, byteCount: utf8.count)
+                    }
+                    end += utf8.count
+                    return true
+                }
+                if copied == nil {
+                    for byte in text.utf8 {
+                        base[end] = CChar(bitPattern: byte)
+                        end += 1
+                    }
+                }
+                // A nil destructor is SQLITE_STATIC: the text is read in place, and only during this run.
+                let rc = sqlite3_bind_text(handle, first + Int32(offset), base + start, Int32(end - start), nil)
+                if rc != SQLITE_OK { return rc }
+                start = end
+            }
+            base[start] = 0
+            var rc = sqlite3_step(handle)
+            while rc == SQLITE_ROW { rc = sqlite3_step(handle) }
+            return rc
+        }
+        if rc != SQLITE_DONE {
+            let error = statement.connection.error(rc)
+            statement.reset()
+            throw error
+        }
+        statement.reset()
     }
 }
 
