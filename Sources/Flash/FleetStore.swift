@@ -1,4 +1,5 @@
 import PhoneCore
+import Synchronization
 
 /// The flash of a whole fleet (`vphone fleet --store PATH`): one SQLite file holding every phone's flash, in the
 /// tables of a flash image keyed by MAC as well (Storage/README.md, "Fleet stores").
@@ -89,6 +90,8 @@ public final class FleetStore: @unchecked Sendable {
     private var closed = false
     private var lastFailure: FlashError?
     private var stats = Statistics()
+    /// Phones of the batch being written that it has written so far (for `backlog`; not under `lock`).
+    private let batchWritten = Atomic<Int>(0)
 
     private let batchThread: BatchThread?
 
@@ -320,6 +323,13 @@ public final class FleetStore: @unchecked Sendable {
     ///
     /// - Throws: the batch's error (`io` for a full disk, `locked`...): nothing of it was written, and it stays
     ///   pending for the next batch; `io` if the store is closed.
+    /// Phones whose changes are not in the file yet: those waiting for the next batch, and those of the batch being
+    /// written that it has not reached. What a progress line shows while the store catches up after a storm.
+    public var backlog: Int {
+        let (waiting, batch) = locked { (pending.count, inFlight.count) }
+        return waiting + max(0, batch - batchWritten.load(ordering: .relaxed))
+    }
+
     public func flush() throws(FlashError) {
         guard !isReadOnly else { return }
         try commitPending()
@@ -360,6 +370,7 @@ public final class FleetStore: @unchecked Sendable {
             defer {
                 inFlight = pending
                 pending = [:]
+                batchWritten.store(0, ordering: .relaxed)
             }
             return pending
         }
@@ -372,6 +383,7 @@ public final class FleetStore: @unchecked Sendable {
                 // In MAC order: each phone's rows are neighbours in every table, so the batch touches fewer pages.
                 for (mac, write) in batch.sorted(by: { $0.key < $1.key }) {
                     try self.write(write, for: MAC(value: mac))
+                    batchWritten.add(1, ordering: .relaxed)
                 }
                 hook?()
             }

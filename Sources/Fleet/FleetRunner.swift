@@ -71,10 +71,13 @@ public protocol FleetFlashProvider: Sendable {
     /// Whether the phones' events are kept (a store's event log). When they are not, and fleet phones log nothing,
     /// the phones do not make them.
     var keepsEvents: Bool { get }
+    /// Phones whose changes are buffered, not yet written (0 when nothing is buffered).
+    var backlog: Int { get }
 }
 
 extension FleetFlashProvider {
     public var keepsEvents: Bool { true }
+    public var backlog: Int { 0 }
 }
 
 /// Flash in memory only (no `--store`).

@@ -19,4 +19,6 @@ public final class FleetStoreProvider: FleetFlashProvider {
     public func flush() throws(FlashError) {
         try store.flush()
     }
+
+    public var backlog: Int { store.backlog }
 }

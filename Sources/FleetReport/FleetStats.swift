@@ -126,11 +126,23 @@ public final class FleetStats: Sendable {
                 fellBack: outcomes["fell_back", default: 0],
                 failed: outcomes["failed", default: 0],
                 errors: state.errors,
-                ratePerS: elapsedS > 0 ? Double(state.phoneLatency.count) / elapsedS : 0,
+                ratePerS: Self.rate(
+                    done: state.phoneLatency.count,
+                    total: expectedPhones,
+                    elapsedS: elapsedS,
+                    lastS: state.steadyStateS
+                ),
                 p99Ms: Format.milliseconds(state.phoneLatency.valueUs(atPercentile: 99)),
                 elapsedS: elapsedS
             )
         }
+    }
+
+    /// Phones done a second: since the start while phones are still booting, and over the time the last one took
+    /// once all have (afterwards, the store catching up or a `--duration` run's idle hours would make it fall).
+    static func rate(done: Int, total: Int?, elapsedS: Double, lastS: Double?) -> Double {
+        if let total, done >= total, let lastS, lastS > 0 { return Double(done) / lastS }
+        return elapsedS > 0 ? Double(done) / elapsedS : 0
     }
 
     /// The report so far (final once the run has ended).
@@ -184,7 +196,7 @@ public struct FleetProgress: Sendable, Equatable {
     public var failed: Int
     /// Failed transfers (every outcome but "ok").
     public var errors: Int
-    /// Phones done per second since the start.
+    /// Phones done per second: since the start, or over the time the last one took once all are done (`rate`).
     public var ratePerS: Double
     /// The 99th percentile of phone latency so far, in ms.
     public var p99Ms: Double

@@ -173,7 +173,7 @@ struct FleetCommand: AsyncParsableCommand {
             logger: logger
         )
         let metrics = try startMetrics(stats: stats, transport: transport)
-        let progress = quiet ? nil : startProgress(stats: stats, total: options.count)
+        let progress = quiet ? nil : startProgress(stats: stats, flash: flash)
         let work = Task { try await runner.run() }
         let stopper = StopSignals(secondExits: true) { work.cancel() }
         let duration: Double
@@ -246,13 +246,15 @@ struct FleetCommand: AsyncParsableCommand {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 
-    private func startProgress(stats: FleetStats, total: Int) -> Task<Void, Never> {
+    private func startProgress(stats: FleetStats, flash: any FleetFlashProvider) -> Task<Void, Never> {
         let tty = isatty(2) != 0
         return Task.detached {
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: tty ? 500_000_000 : 10_000_000_000)
                 if Task.isCancelled { break }
-                let line = stats.progress().line
+                // The store writing behind the phones (and catching up after a storm, before the outputs).
+                let backlog = flash.backlog
+                let line = stats.progress().line + (backlog > 0 ? "  store: \(backlog) to write" : "")
                 FileHandle.standardError.write(Data((tty ? "\r\u{1B}[K" + line : line + "\n").utf8))
             }
         }

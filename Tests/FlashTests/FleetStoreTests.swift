@@ -309,6 +309,32 @@ struct FleetStoreTests {
         #expect(store.statistics.batches == 2)
     }
 
+    @Test func theBacklogCountsPhonesNotYetWrittenDownToZero() throws {
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        #expect(store.backlog == 0)
+        var flashes: [any FlashBackend] = []
+        for index in 0..<5 {
+            let flash = try store.phone(fleetIdentity(index))
+            try flash.apply(everyPartChanges(boot: 1))
+            flashes.append(flash)
+        }
+        // A second change of a phone already waiting does not count it twice.
+        try flashes[0].apply(everyPartChanges(boot: 2))
+        #expect(store.backlog == 5)
+        // Inside the batch, after it has written every phone: nothing left to write, though not yet committed.
+        let during = Locked<Int?>(nil)
+        try store.withDatabase { () throws(FlashError) in store.duringBatch = { during.set(store.backlog) } }
+        try store.flush()
+        #expect(during.get() == 0)
+        #expect(store.backlog == 0)
+        try store.withDatabase { () throws(FlashError) in store.duringBatch = nil }
+        try flashes[3].apply(everyPartChanges(boot: 3))
+        #expect(store.backlog == 1)
+        try store.flush()
+        #expect(store.backlog == 0)
+    }
+
     @Test func pendingEventsPackedInOneBufferComeBackExactly() {
         let events = [
             LogEntry(at: at(1), boot: 1, level: .warning, kind: "fetch-failed", message: "Grüße ☎ 😀", fields: [:]),

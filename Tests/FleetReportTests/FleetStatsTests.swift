@@ -196,6 +196,48 @@ struct FleetStatsTests {
         #expect(progress.line == "phones 4/5  2/s  ok 2  fell back 1  failed 1  errors 5  p99 1 ms")
     }
 
+    @Test("the progress rate stops at the last phone's time once every phone is done")
+    func progressRateFreezesWhenAllAreDone() {
+        let stats = FleetStats(startedAt: runStart, expectedPhones: 4)
+        for k in 0..<3 {
+            stats.recordPhone(
+                mac: "0080F000000\(k)",
+                outcome: "provisioned",
+                intendedStartS: 0,
+                completedAtS: 1 + Double(k) * 0.5,
+                latencyUs: 1_000,
+                files: [:],
+                error: nil
+            )
+        }
+        // Still booting: done over the time since the start.
+        #expect(stats.progress(now: runStart.addingTimeInterval(6)).ratePerS == 0.5)
+        stats.recordPhone(
+            mac: "0080F0000003",
+            outcome: "provisioned",
+            intendedStartS: 0,
+            completedAtS: 2,
+            latencyUs: 1_000,
+            files: [:],
+            error: nil
+        )
+        // All done at 2 s: the rate stays 4 / 2 however long the store (or a --duration run) goes on.
+        #expect(stats.progress(now: runStart.addingTimeInterval(8)).ratePerS == 2)
+        #expect(stats.progress(now: runStart.addingTimeInterval(3_600)).ratePerS == 2)
+        // Without a known total there is no "all done": since the start.
+        let open = FleetStats(startedAt: runStart)
+        open.recordPhone(
+            mac: "0080F0000001",
+            outcome: "provisioned",
+            intendedStartS: 0,
+            completedAtS: 1,
+            latencyUs: 1_000,
+            files: [:],
+            error: nil
+        )
+        #expect(open.progress(now: runStart.addingTimeInterval(4)).ratePerS == 0.25)
+    }
+
     // MARK: - Concurrency and cost
 
     @Test("8 threads recording 10,000 each lose nothing")
