@@ -80,6 +80,10 @@ final class EasyHandle {
     let raw: UnsafeMutableRawPointer
     /// `CURLOPT_ERRORBUFFER`: libcurl writes a detailed message here when a transfer fails.
     let errorBuffer: UnsafeMutablePointer<CChar>
+    /// The settings every option of this handle was last configured from (`CurlTransfer.Settings`), when they
+    /// allow the next transfer with the same settings to set only its own options; nil after a reset, and while
+    /// the handle is half configured.
+    var settings: CurlTransfer.Settings?
 
     init?() {
         guard let raw = curl_easy_init() else { return nil }
@@ -181,6 +185,7 @@ final class EasyHandle {
     /// Back to the state of a new handle (connections, DNS and CA caches belong to the multi handle
     /// and survive), ready for the next transfer. The share is not part of the reset: detach it too.
     func reset() throws(CurlCallError) {
+        settings = nil
         curl_easy_reset(raw)
         try setShare(nil)
         errorBuffer[0] = 0

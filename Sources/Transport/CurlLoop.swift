@@ -324,7 +324,9 @@ final class CurlLoop: @unchecked Sendable {
     private func recycle(_ easy: EasyHandle) {
         guard pool.count < maxInFlight else { return }
         do {
-            try easy.reset()
+            // A handle configured from settings keeps its options for the next transfer with the same ones
+            // (`CurlTransfer.configure` resets it for any other); any other handle is reset now.
+            if easy.settings == nil { try easy.reset() }
             pool.append(easy)
         } catch {
             // A handle that cannot be reset is simply freed.

@@ -32,14 +32,76 @@ final class CurlTransfer {
 
     // MARK: - Options
 
+    /// Everything `configure` sets from a request but its URL and User-Agent: a pooled handle last configured from
+    /// equal settings has every other option already, so the next transfer sets only its own (a fleet's transfers
+    /// mostly share one set; a full reset and configuration cost libcurl ~6k instructions a transfer). Requests
+    /// with in-memory roots or a connection share are always configured afresh.
+    struct Settings: Equatable {
+        enum Roots: Equatable {
+            case libcurlDefault
+            /// CAINFO alone: the system roots and the extra file as one (`TrustFiles.combined`).
+            case combined(String)
+            /// CAINFO and the system CAPATH.
+            case file(String)
+        }
+        var connectTimeoutMs: Int
+        var totalTimeoutMs: Int
+        var maxBytes: Int
+        var insecure: Bool
+        var roots: Roots
+        var username: String?
+        var password: String?
+        var proxy: String?
+        var proxyUsername: String?
+        var proxyPassword: String?
+        var sourceInterface: String?
+    }
+
+    /// The roots a request without in-memory ones (`rootsBlob`) is verified with.
+    private func roots(trust: TrustFiles) -> Settings.Roots {
+        let request = job.request
+        if !request.insecure, URLText.scheme(of: request.url) == "https",
+            let combined = trust.combined(extraCAFile: request.extraCAFile)
+        {
+            return .combined(combined)
+        }
+        if let extraCAFile = request.extraCAFile { return .file(extraCAFile) }
+        return .libcurlDefault
+    }
+
+    /// The request's settings, nil when its handle must be configured afresh whatever it had (see `Settings`).
+    private func settings(roots: Settings.Roots?) -> Settings? {
+        let request = job.request
+        guard let roots, !request.reuseConnection else { return nil }
+        return Settings(
+            connectTimeoutMs: request.connectTimeoutMs,
+            totalTimeoutMs: request.totalTimeoutMs,
+            maxBytes: request.maxBytes,
+            insecure: request.insecure,
+            roots: roots,
+            username: request.username,
+            password: request.password,
+            proxy: request.proxy,
+            proxyUsername: request.proxyUsername,
+            proxyPassword: request.proxyPassword,
+            sourceInterface: request.sourceInterface
+        )
+    }
+
     func configure(share: ConnectionShare?, systemCAPath: String, trust: TrustFiles) throws(CurlCallError) {
         let request = job.request
         let easy = self.easy
-        easy.errorBuffer[0] = 0
+        let roots = rootsBlob == nil ? roots(trust: trust) : nil
+        let settings = settings(roots: roots)
+        if let settings, easy.settings == settings {
+            // Every other option is as this request would set it.
+            try configureOwn()
+            return
+        }
+        // Half configured until the end: a failure leaves nothing to reuse.
+        if easy.settings != nil { try easy.reset() }
         try easy.set(CURLOPT_ERRORBUFFER, pointer: UnsafeMutableRawPointer(easy.errorBuffer), "ERRORBUFFER")
-        try easy.set(CURLOPT_PRIVATE, pointer: Unmanaged.passUnretained(self).toOpaque(), "PRIVATE")
-        try easy.set(CURLOPT_URL, string: request.url, "URL")
-        try easy.set(CURLOPT_USERAGENT, string: request.userAgent, "USERAGENT")
+        try configureOwn()
         // No SIGALRM for timeouts: this runs on a thread among many.
         try easy.set(CURLOPT_NOSIGNAL, true, "NOSIGNAL")
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, max(0, request.connectTimeoutMs), "CONNECTTIMEOUT_MS")
@@ -60,7 +122,6 @@ final class CurlTransfer {
             try easy.set(CURLOPT_MAXFILESIZE_LARGE, offset: Int64(request.maxBytes), "MAXFILESIZE_LARGE")
         }
         try easy.set(CURLOPT_WRITEFUNCTION, callback: curlWriteBody, "WRITEFUNCTION")
-        try easy.set(CURLOPT_WRITEDATA, pointer: Unmanaged.passUnretained(self).toOpaque(), "WRITEDATA")
 
         // TLS: verified by default (spec §5).
         try easy.set(CURLOPT_SSL_VERIFYPEER, request.insecure ? 0 : 1, "SSL_VERIFYPEER")
@@ -70,16 +131,19 @@ final class CurlTransfer {
         if let rootsBlob {
             try easy.set(CURLOPT_CAINFO_BLOB, blob: rootsBlob, "CAINFO_BLOB")
             try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
-        } else if !request.insecure, URLText.scheme(of: request.url) == "https",
-            let combined = trust.combined(extraCAFile: request.extraCAFile)
-        {
-            // The same roots as one file and no CAPATH: libcurl then parses them once per loop, not per connection
-            // (see TrustFiles).
-            try easy.set(CURLOPT_CAINFO, string: combined, "CAINFO")
-            try easy.set(CURLOPT_CAPATH, string: nil, "CAPATH")
-        } else if let extraCAFile = request.extraCAFile {
-            try easy.set(CURLOPT_CAINFO, string: extraCAFile, "CAINFO")
-            try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
+        } else if let roots {
+            switch roots {
+            case .combined(let combined):
+                // The same roots as one file and no CAPATH: libcurl then parses them once per loop, not per
+                // connection (see TrustFiles).
+                try easy.set(CURLOPT_CAINFO, string: combined, "CAINFO")
+                try easy.set(CURLOPT_CAPATH, string: nil, "CAPATH")
+            case .file(let extraCAFile):
+                try easy.set(CURLOPT_CAINFO, string: extraCAFile, "CAINFO")
+                try easy.set(CURLOPT_CAPATH, string: systemCAPath, "CAPATH")
+            case .libcurlDefault:
+                break
+            }
         }
 
         if request.username != nil || request.password != nil {
@@ -113,6 +177,17 @@ final class CurlTransfer {
             // connections per second to one server (28k ports / 60 s) with thousands of phones.
             try easy.set(CURLOPT_HTTPHEADER, list: Self.closeHeader.list, "HTTPHEADER")
         }
+        easy.settings = settings
+    }
+
+    /// The options that are this transfer's own: where it writes, what it fetches and as whom.
+    private func configureOwn() throws(CurlCallError) {
+        easy.errorBuffer[0] = 0
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        try easy.set(CURLOPT_PRIVATE, pointer: me, "PRIVATE")
+        try easy.set(CURLOPT_WRITEDATA, pointer: me, "WRITEDATA")
+        try easy.set(CURLOPT_URL, string: job.request.url, "URL")
+        try easy.set(CURLOPT_USERAGENT, string: job.request.userAgent, "USERAGENT")
     }
 
     // MARK: - Trusted roots

@@ -73,6 +73,28 @@ struct CurlTransportAuthTests {
         )
     }
 
+    @Test("one pooled handle alternating credentials keeps none of the last transfer's", arguments: Scheme.allCases)
+    func oneHandleKeepsNoCredentialsOfTheLastTransfer(scheme: Scheme) async throws {
+        let server = try await offPool { try Server() }
+        // One loop, one transfer at a time: every fetch runs on the same easy handle.
+        let transport = try CurlTransport(loops: 1, maxInFlightPerLoop: 1)
+        defer { transport.shutdown() }
+        let url = server.url(scheme, "hello.cfg")
+        let login: (inout FetchRequest) -> Void = {
+            $0.username = Self.user
+            $0.password = Self.password
+        }
+        for round in 0..<2 {
+            // The same settings twice in a row (the handle keeps its options), then none: a 401, not the file.
+            #expect(await transport.fetch(request(url, login)).success()?.status == 200, "round \(round)")
+            #expect(await transport.fetch(request(url, login)).success()?.status == 200, "round \(round)")
+            let anonymous = await transport.fetch(request(url)).failure()
+            #expect(anonymous?.kind == .httpStatus, "round \(round)")
+            #expect(anonymous?.httpStatus == 401, "round \(round)")
+            #expect(await transport.fetch(request(url) { $0.username = Self.user }).failure()?.kind == .auth)
+        }
+    }
+
     @Test("a wrong password is auth with HTTP 401, and the password is never shown", arguments: Scheme.allCases)
     func wrongPassword(scheme: Scheme) async throws {
         let server = try await offPool { try Server() }

@@ -37,6 +37,24 @@ struct CurlTransportTLSTests {
         #expect(insecure.body == helloBody)
     }
 
+    @Test("one pooled handle alternating roots and insecure keeps nothing of the last transfer's")
+    func oneHandleKeepsNoRootsOfTheLastTransfer() async throws {
+        let site = try Site(tls: true)
+        // One loop, one transfer at a time: every fetch runs on the same easy handle.
+        let transport = try CurlTransport(loops: 1, maxInFlightPerLoop: 1)
+        defer { transport.shutdown() }
+        let url = site.tlsURL("hello.cfg")
+        let trusted: (inout FetchRequest) -> Void = { $0.extraCAFile = site.server.caCertPath }
+        for round in 0..<2 {
+            // The same settings twice in a row (the handle keeps its options), then others.
+            #expect(await transport.fetch(request(url, trusted)).success() != nil, "round \(round)")
+            #expect(await transport.fetch(request(url, trusted)).success() != nil, "round \(round)")
+            #expect(await transport.fetch(request(url)).failure()?.kind == .tls, "round \(round)")
+            #expect(await transport.fetch(request(url) { $0.insecure = true }).success() != nil, "round \(round)")
+            #expect(await transport.fetch(request(url)).failure()?.kind == .tls, "round \(round)")
+        }
+    }
+
     @Test("with extraCAFile the CA directory is still trusted: both sources are consulted")
     func extraRootsAddToSystemStore() async throws {
         let siteA = try Site(tls: true)
