@@ -88,13 +88,11 @@ extension FleetStore {
     {
         try connection.repeating(Self.upsertParameter) { (upsert) throws(FlashError) in
             try connection.repeating(Self.deleteParameter) { (delete) throws(FlashError) in
-                try upsert.bind(key, at: 1)
-                try delete.bind(key, at: 1)
                 let old = before.makeIterator()
                 var previous = old.next()
                 for (name, parameter) in parameters {
                     while let p = previous, p.key < name {
-                        try delete.run(p.key, from: 2)
+                        try delete.run(key, p.key)
                         previous = old.next()
                     }
                     if let p = previous, p.key == name {
@@ -102,16 +100,16 @@ extension FleetStore {
                         if p.value == parameter { continue }
                     }
                     try upsert.run(
+                        key,
                         name,
                         parameter.value,
                         parameter.source.rawValue,
                         parameter.perm,
-                        parameter.access,
-                        from: 2
+                        parameter.access
                     )
                 }
                 while let p = previous {
-                    try delete.run(p.key, from: 2)
+                    try delete.run(key, p.key)
                     previous = old.next()
                 }
             }

@@ -319,17 +319,19 @@ public final class FleetStore: @unchecked Sendable {
 
     // MARK: - Writing
 
-    /// Commits everything pending, now, in one transaction; returns when it is on disk.
-    ///
-    /// - Throws: the batch's error (`io` for a full disk, `locked`...): nothing of it was written, and it stays
-    ///   pending for the next batch; `io` if the store is closed.
-    /// Phones whose changes are not in the file yet: those waiting for the next batch, and those of the batch being
-    /// written that it has not reached. What a progress line shows while the store catches up after a storm.
+    /// Phones whose changes the store has still to write: those waiting for the next batch, and those of the batch
+    /// being written that it has not reached yet (a phone it has written counts as done, though the batch may still
+    /// be committing). What a progress line shows while the store catches up after a storm; read without stopping the
+    /// batch, so it may lag by a phone or two.
     public var backlog: Int {
         let (waiting, batch) = locked { (pending.count, inFlight.count) }
         return waiting + max(0, batch - batchWritten.load(ordering: .relaxed))
     }
 
+    /// Commits everything pending, now, in one transaction; returns when it is on disk.
+    ///
+    /// - Throws: the batch's error (`io` for a full disk, `locked`...): nothing of it was written, and it stays
+    ///   pending for the next batch; `io` if the store is closed.
     public func flush() throws(FlashError) {
         guard !isReadOnly else { return }
         try commitPending()

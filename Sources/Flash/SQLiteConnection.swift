@@ -103,13 +103,10 @@ final class SQLiteConnection {
     }
 
     /// Runs `body` with the cached statement `sql`, which it runs many times in a row (`RepeatedStatement`): no lookup of
-    /// the statement, no argument array and no copy of a text per run. Its bindings are cleared when `body` returns.
+    /// the statement, no argument array and no copy of a text per run.
     func repeating<R>(_ sql: String, _ body: (RepeatedStatement) throws(FlashError) -> R) throws(FlashError) -> R {
         try withStatement(sql, cached: true) { (statement) throws(FlashError) in
-            let repeated = RepeatedStatement(statement: statement)
-            // No binding may outlive the texts it points into.
-            defer { _ = sqlite3_clear_bindings(statement.handle) }
-            return try body(repeated)
+            try body(RepeatedStatement(statement: statement))
         }
     }
 
@@ -255,19 +252,18 @@ final class Statement {
 struct RepeatedStatement {
     fileprivate let statement: Statement
 
-    /// Binds `value` at `index` for every later run until bound again (SQLite keeps a copy of its own).
-    func bind(_ value: String, at index: Int32) throws(FlashError) { try statement.bind(value, at: index) }
-
-    /// Binds `texts` at `first`, `first + 1`, ... and runs the statement to its end. The texts are copied back to back
-    /// into a buffer on the stack, which SQLite reads in place (SQLITE_STATIC) during the run.
-    func run(_ texts: String..., from first: Int32) throws(FlashError) {
+    /// Binds `texts` at parameters 1, 2, ... and runs the statement to its end. The texts are copied back to back into
+    /// a buffer on the stack, which SQLite reads in place (SQLITE_STATIC) during the run; the bindings are cleared
+    /// before the buffer goes, so none ever points at freed memory.
+    func run(_ texts: String...) throws(FlashError) {
         var total = 1  // a NUL after the texts: no pointer into the buffer is ever nil, not even an empty text's
         for text in texts { total += text.utf8.count }
         let handle = statement.handle
-        let rc = withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { buffer -> Int32 in
-            guard let base = buffer.baseAddress else { return SQLITE_MISUSE }
+        let failure = withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { buffer -> FlashError? in
+            guard let base = buffer.baseAddress else { return statement.connection.error(SQLITE_NOMEM) }
+            var rc = SQLITE_OK
             var start = 0
-            for (offset, text) in texts.enumerated() {
+            for (offset, text) in texts.enumerated() where rc == SQLITE_OK {
                 var end = start
                 let copied = text.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
                     if let source = utf8.baseAddress {
@@ -283,21 +279,21 @@ struct RepeatedStatement {
                     }
                 }
                 // A nil destructor is SQLITE_STATIC: the text is read in place, and only during this run.
-                let rc = sqlite3_bind_text(handle, first + Int32(offset), base + start, Int32(end - start), nil)
-                if rc != SQLITE_OK { return rc }
+                rc = sqlite3_bind_text(handle, Int32(offset + 1), base + start, Int32(end - start), nil)
                 start = end
             }
             base[start] = 0
-            var rc = sqlite3_step(handle)
-            while rc == SQLITE_ROW { rc = sqlite3_step(handle) }
-            return rc
-        }
-        if rc != SQLITE_DONE {
-            let error = statement.connection.error(rc)
+            if rc == SQLITE_OK {
+                rc = sqlite3_step(handle)
+                while rc == SQLITE_ROW { rc = sqlite3_step(handle) }
+            }
+            // The message before the reset; the reset before the next run; no binding left into this buffer.
+            let failure = rc == SQLITE_DONE ? nil : statement.connection.error(rc)
             statement.reset()
-            throw error
+            _ = sqlite3_clear_bindings(handle)  // always SQLITE_OK
+            return failure
         }
-        statement.reset()
+        if let failure { throw failure }
     }
 }
 

@@ -311,6 +311,15 @@ final class CurlLoop: @unchecked Sendable {
     /// Detaches a transfer from the multi handle and returns its easy handle to the pool.
     private func finish(_ transfer: CurlTransfer) {
         active[ObjectIdentifier(transfer)] = nil
+        // A server or proxy that asked for authentication may have left state on the handle (libcurl keeps it until
+        // a reset), though the request had no credentials: it is reset rather than kept configured.
+        let easy = transfer.easy
+        if easy.settings != nil,
+            (try? easy.long(CURLINFO_HTTPAUTH_AVAIL, "HTTPAUTH_AVAIL")) != 0
+                || (try? easy.long(CURLINFO_PROXYAUTH_AVAIL, "PROXYAUTH_AVAIL")) != 0
+        {
+            easy.settings = nil
+        }
         do {
             try Curl.check(curl_multi_remove_handle(multi, transfer.easy.raw), "curl_multi_remove_handle")
             release(transfer)

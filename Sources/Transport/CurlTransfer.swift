@@ -35,7 +35,10 @@ final class CurlTransfer {
     /// Everything `configure` sets from a request but its URL and User-Agent: a pooled handle last configured from
     /// equal settings has every other option already, so the next transfer sets only its own (a fleet's transfers
     /// mostly share one set; a full reset and configuration cost libcurl ~6k instructions a transfer). Requests
-    /// with in-memory roots or a connection share are always configured afresh.
+    /// with credentials anywhere (fields, or userinfo in the URL or the proxy), in-memory roots or a connection share
+    /// are always configured afresh: libcurl keeps a handle's authentication state (the method picked, a Digest
+    /// nonce) until `curl_easy_reset`, and the next phone's first request must ask without credentials, as a phone's
+    /// does, never answer a challenge it was not sent.
     struct Settings: Equatable {
         enum Roots: Equatable {
             case libcurlDefault
@@ -49,11 +52,7 @@ final class CurlTransfer {
         var maxBytes: Int
         var insecure: Bool
         var roots: Roots
-        var username: String?
-        var password: String?
         var proxy: String?
-        var proxyUsername: String?
-        var proxyPassword: String?
         var sourceInterface: String?
     }
 
@@ -72,18 +71,18 @@ final class CurlTransfer {
     /// The request's settings, nil when its handle must be configured afresh whatever it had (see `Settings`).
     private func settings(roots: Settings.Roots?) -> Settings? {
         let request = job.request
-        guard let roots, !request.reuseConnection else { return nil }
+        let at = UInt8(ascii: "@")
+        guard let roots, !request.reuseConnection, request.username == nil, request.password == nil,
+            request.proxyUsername == nil, request.proxyPassword == nil, !request.url.utf8.contains(at),
+            !(request.proxy?.utf8.contains(at) ?? false)
+        else { return nil }
         return Settings(
             connectTimeoutMs: request.connectTimeoutMs,
             totalTimeoutMs: request.totalTimeoutMs,
             maxBytes: request.maxBytes,
             insecure: request.insecure,
             roots: roots,
-            username: request.username,
-            password: request.password,
             proxy: request.proxy,
-            proxyUsername: request.proxyUsername,
-            proxyPassword: request.proxyPassword,
             sourceInterface: request.sourceInterface
         )
     }

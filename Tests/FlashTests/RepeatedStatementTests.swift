@@ -41,14 +41,30 @@ struct RepeatedStatementTests {
         ]
         let sql = "INSERT INTO t (k, a, b, c) VALUES (?1, ?2, ?3, ?4)"
         try connection.repeating(sql) { (insert) throws(FlashError) in
-            try insert.bind("KEY", at: 1)
-            for (a, b, c) in texts { try insert.run(a, b, c, from: 2) }
+            for (a, b, c) in texts { try insert.run("KEY", a, b, c) }
         }
         #expect(try rows(connection) == texts.map { ["KEY", $0.0, $0.1, $0.2] })
+    }
 
-        // The same cached statement run the ordinary way afterwards binds afresh: nothing of the loop is left bound.
-        try connection.run(sql, cached: true, "OTHER", "d", "e", "f")
-        #expect(try rows(connection).last == ["OTHER", "d", "e", "f"])
+    @Test func noTextStaysBoundAfterARun() throws {
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let connection = try connection()
+        defer { connection.close() }
+        try connection.execute("CREATE TABLE n (k TEXT, a TEXT, b TEXT)")
+        let sql = "INSERT INTO n (k, a, b) VALUES (?1, ?2, ?3)"
+        try connection.repeating(sql) { (insert) throws(FlashError) in
+            try insert.run("K1", "a text long enough to live on the heap, not inside the String", "b")
+            // Only the first parameter this time: the others were cleared after the last run, so they are NULL, not
+            // pointers into that run's buffer.
+            try insert.run("K2")
+        }
+        // The same cached statement, binding only ?1 the ordinary way: nothing of the loop is left bound either.
+        try connection.run(sql, cached: true, "K3")
+        var nulls: [String] = []
+        try connection.query("SELECT k FROM n WHERE a IS NULL AND b IS NULL ORDER BY k", table: "n") {
+            (row) throws(FlashError) in nulls.append(try row.text(0))
+        }
+        #expect(nulls == ["K2", "K3"])
     }
 
     @Test func aFailedRunThrowsNamingTheFileAndTheStatementRunsAgain() throws {
@@ -57,17 +73,16 @@ struct RepeatedStatementTests {
         defer { connection.close() }
         let sql = "INSERT INTO t (k, a, b, c) VALUES (?1, ?2, ?3, ?4)"
         try connection.repeating(sql) { (insert) throws(FlashError) in
-            try insert.bind("KEY", at: 1)
-            try insert.run("same", "1", "2", from: 2)
+            try insert.run("KEY", "same", "1", "2")
             do throws(FlashError) {
-                try insert.run("same", "3", "4", from: 2)
+                try insert.run("KEY", "same", "3", "4")
                 Issue.record("a duplicate key was inserted")
             } catch {
                 #expect(error.message.contains(path))
                 #expect(error.message.contains("UNIQUE"))
             }
             // Reset after the failure: the next run works.
-            try insert.run("other", "5", "6", from: 2)
+            try insert.run("KEY", "other", "5", "6")
         }
         #expect(try rows(connection) == [["KEY", "same", "1", "2"], ["KEY", "other", "5", "6"]])
     }
