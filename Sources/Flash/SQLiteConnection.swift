@@ -264,23 +264,17 @@ struct RepeatedStatement {
             var rc = SQLITE_OK
             var start = 0
             for (offset, text) in texts.enumerated() where rc == SQLITE_OK {
-                var end = start
-                let copied = text.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+                // As `Statement.bind` reads a text: `withUTF8` makes it contiguous if it is not.
+                var text = text
+                let count = text.withUTF8 { utf8 -> Int in
                     if let source = utf8.baseAddress {
                         UnsafeMutableRawPointer(base + start).copyMemory(from: source, byteCount: utf8.count)
                     }
-                    end += utf8.count
-                    return true
-                }
-                if copied == nil {
-                    for byte in text.utf8 {
-                        base[end] = CChar(bitPattern: byte)
-                        end += 1
-                    }
+                    return utf8.count
                 }
                 // A nil destructor is SQLITE_STATIC: the text is read in place, and only during this run.
-                rc = sqlite3_bind_text(handle, Int32(offset + 1), base + start, Int32(end - start), nil)
-                start = end
+                rc = sqlite3_bind_text(handle, Int32(offset + 1), base + start, Int32(count), nil)
+                start += count
             }
             base[start] = 0
             if rc == SQLITE_OK {

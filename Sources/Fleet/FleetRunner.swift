@@ -251,19 +251,6 @@ public final class FleetRunner: Sendable {
             + "takes, over all loops): if the request rate rises, it did; if not, the server is the limit"
     }
 
-    /// The report's in-flight figures (`FleetReport.atInFlightLimitS`, `loopS`) from the loops' waits at the limit
-    /// (`CurlTransport.idleAtCapSeconds`, one per loop) over `durationS`.
-    public static func withInFlightWaits(
-        _ report: FleetReport,
-        idleSeconds: [Double],
-        durationS: Double
-    ) -> FleetReport {
-        var out = report
-        out.atInFlightLimitS = idleSeconds.reduce(0, +)
-        out.loopS = max(0, durationS) * Double(idleSeconds.count)
-        return out
-    }
-
     /// How many phones start: `--count`, or for `--rate` over a duration, rate × duration (at most `--count`).
     func arrivals() -> Int {
         if case .rate(let n) = options.schedule, let ms = options.durationMs {

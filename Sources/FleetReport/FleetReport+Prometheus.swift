@@ -88,7 +88,7 @@ extension FleetReport {
         text.gauge("vphone_fleet_run_duration_seconds", help: "Wall time of the run so far.", value: durationS)
         text.gauge("vphone_fleet_phones_per_second", help: "Phones finished per second of the run.", value: phonesPerS)
         text.gauge("vphone_fleet_requests_per_second", help: "Transfers per second of the run.", value: requestsPerS)
-        if loopS > 0 {
+        if let share = inFlightLimitShare {
             text.family(
                 "vphone_fleet_in_flight_limit_wait_seconds_total",
                 type: "counter",
@@ -100,7 +100,7 @@ extension FleetReport {
                 "vphone_fleet_in_flight_limit_share",
                 help: "Share of the run the loops waited at the in-flight limit (a quarter or more: the limit, not "
                     + "the server, may have set the pace).",
-                value: inFlightLimitShare ?? 0
+                value: share
             )
         }
         if let steadyStateS {

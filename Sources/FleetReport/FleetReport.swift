@@ -77,6 +77,15 @@ public struct FleetReport: Sendable, Equatable {
     /// The share of the run the loops waited at the in-flight limit (`atInFlightLimitS` over `loopS`): a quarter or
     /// more says `--max-in-flight`, not the server, may have set the pace. Nil when not measured.
     public var inFlightLimitShare: Double? { loopS > 0 ? min(1, atInFlightLimitS / loopS) : nil }
+
+    /// This report with its in-flight figures (`atInFlightLimitS`, `loopS`) from the loops' waits at the limit
+    /// (`CurlTransport.idleAtCapSeconds`, one per loop) over the report's duration.
+    public func withInFlightWaits(_ idleSeconds: [Double]) -> FleetReport {
+        var out = self
+        out.atInFlightLimitS = idleSeconds.reduce(0, +)
+        out.loopS = max(0, durationS) * Double(idleSeconds.count)
+        return out
+    }
     /// Phones that finished boot-time provisioning, whatever the outcome.
     public var phones: Int { phoneOutcomes.values.reduce(0, +) }
     public var provisioned: Int { phoneOutcomes["provisioned", default: 0] }

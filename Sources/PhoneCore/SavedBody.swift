@@ -351,6 +351,10 @@ public final class SharedPhoneState: Sendable {
 
     public init() {}
 
+    /// The array a `KnownBody.same` body of `kind` was last found equal to the reference in (tests: the next ones
+    /// are matched by storage, not compared).
+    func comparedCopy(of kind: FileKind) -> [UInt8]? { state.withLock { $0.copies[kind] } }
+
     /// The body kept compactly: a delta against the first body of its kind (or the template it was read against),
     /// when that is at most half its size.
     /// - Parameter known: what parsing found out about the body (`PreparedProfile.parsed`): with it, the body is not
@@ -405,9 +409,7 @@ public final class SharedPhoneState: Sendable {
         kind: FileKind,
         reference: DeltaReference
     ) -> DeltaReference? {
-        if BodyBytes.identical(template, reference.bytes) || BodyBytes.equal(template, reference.bytes) {
-            return reference
-        }
+        if BodyBytes.equal(template, reference.bytes) { return reference }
         return state.withLock { s in
             if let t = s.templates[kind], BodyBytes.identical(t.bytes, template) { return t }
             guard let candidate = s.candidates[kind], BodyBytes.identical(candidate.bytes, template) else {
@@ -494,6 +496,8 @@ enum BodyBytes {
 
     static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
+        // The same storage (a fleet's phones mostly hold the shared copies): memcmp would still read it all.
+        if identical(a, b) { return true }
         // memcmp: vector compares, several times faster than commonPrefix's word loop on 8 KB bodies.
         return a.withUnsafeBytes { x in
             b.withUnsafeBytes { y in x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }

@@ -81,7 +81,13 @@ struct FleetCommand: AsyncParsableCommand {
         help: "Run shard K of N (e.g. 2/4): a disjoint slice of the MAC range; merge reports with vphone report merge."
     )
     var shard: ShardArgument?
-    @Flag(help: "No progress line (for CI).") var quiet = false
+    @Flag(
+        help: """
+            No progress line (for CI). The line shows phones done, their rate, outcomes, failed transfers and the \
+            p99 so far, and with --store the phones the store has still to write; without a terminal it is printed \
+            every 10 s.
+            """
+    ) var quiet = false
     @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
@@ -191,11 +197,7 @@ struct FleetCommand: AsyncParsableCommand {
         }
         transport.shutdown()
         metrics?.stop()
-        let result = FleetRunner.withInFlightWaits(
-            stats.report(durationS: duration),
-            idleSeconds: transport.idleAtCapSeconds,
-            durationS: duration
-        )
+        let result = stats.report(durationS: duration).withInFlightWaits(transport.idleAtCapSeconds)
         if let note = FleetRunner.capNote(share: result.inFlightLimitShare, maxInFlight: maxInFlight) { fail(note) }
         print(Self.summary(result))
         try write({ result.json() }, to: report)
@@ -267,11 +269,7 @@ struct FleetCommand: AsyncParsableCommand {
             // A thread of its own: a scrape is answered at once even while the phones keep the task pool busy.
             return try MetricsEndpoint(port: metricsPort) {
                 let elapsed = Date().timeIntervalSince(started)
-                return FleetRunner.withInFlightWaits(
-                    stats.report(durationS: elapsed),
-                    idleSeconds: transport.idleAtCapSeconds,
-                    durationS: elapsed
-                ).prometheus()
+                return stats.report(durationS: elapsed).withInFlightWaits(transport.idleAtCapSeconds).prometheus()
             }
         } catch {
             fail("--metrics-port: \(error)")

@@ -11,11 +11,8 @@ import Testing
 struct CapNoteTests {
     /// A report of `durationS` whose loops waited `idle` seconds each at the limit.
     static func report(idle: [Double], durationS: Double) -> FleetReport {
-        FleetRunner.withInFlightWaits(
-            FleetStats(startedAt: Date(timeIntervalSince1970: 1_800_000_000)).report(durationS: durationS),
-            idleSeconds: idle,
-            durationS: durationS
-        )
+        FleetStats(startedAt: Date(timeIntervalSince1970: 1_800_000_000)).report(durationS: durationS)
+            .withInFlightWaits(idle)
     }
 
     @Test("a quarter or more of the loops' time idle at the limit with transfers waiting gets a note naming the share")

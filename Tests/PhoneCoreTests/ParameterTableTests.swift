@@ -376,6 +376,8 @@ struct ParameterTableTests {
             }
             #expect(ops == BodyDelta.copyAll(product.count))
         }
+        // ... compared with the reference once and kept: the later bodies found in the memo are matched by storage.
+        #expect(shared.comparedCopy(of: .product).map { BodyBytes.identical($0, memoCopy) } == true)
     }
 
     @Test("a saved body kept as a delta against a shared reference gives the same bytes back")
