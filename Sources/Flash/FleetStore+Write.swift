@@ -77,6 +77,24 @@ struct PendingWrite {
 extension FleetStore {
     // MARK: - Writing one phone's rows
 
+    /// A row of `bodies` and the shared content it holds, held weakly: once that is gone, another object may take
+    /// its identity, and the entry no longer answers.
+    struct BodyRow {
+        weak var content: AnyObject?
+        let id: Int64
+    }
+
+    /// The row of `bodies` holding `saved`'s bytes, made if there is none; a body the fleet shares is looked up
+    /// once per store (`bodyRows`), not once per phone.
+    private func bodyID(for saved: SavedBody) throws(FlashError) -> Int64 {
+        guard let content = saved.sharedContent else { return try Self.bodyID(for: saved.bytes, in: connection) }
+        let key = ObjectIdentifier(content)
+        if let row = batchBodyRows[key] ?? bodyRows[key], row.content === content { return row.id }
+        let id = try Self.bodyID(for: saved.bytes, in: connection)
+        batchBodyRows[key] = BodyRow(content: content, id: id)
+        return id
+    }
+
     /// Writes only the rows of `parameters` that differ from `before` (the phone's rows now): a resync that changes
     /// one value writes one row, not the phone's hundreds. Both tables iterate in name order.
     private func writeParameters(
@@ -157,7 +175,7 @@ extension FleetStore {
         if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
         for file in changes.savedFiles {
             // One row of `bodies` per distinct content: the files every phone saves are stored once.
-            let body = try Self.bodyID(for: file.body, in: connection)
+            let body = try bodyID(for: file.savedBody)
             try connection.run(
                 "INSERT INTO saved_files (mac, kind, url, body_id, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
                     + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body_id = excluded.body_id, "

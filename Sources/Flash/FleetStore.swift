@@ -76,6 +76,12 @@ public final class FleetStore: @unchecked Sendable {
     var writtenParameters: [UInt64: ParameterTable] = [:]
     /// The tables the batch being written leaves; they become `writtenParameters` when it commits.
     var batchParameters: [UInt64: ParameterTable] = [:]
+    /// The `bodies` row of each body the fleet shares that the file has, by `SavedBody.sharedContent`: the next
+    /// phone's copy of the same product, master or initial file is neither rebuilt, hashed nor compared again.
+    var bodyRows: [ObjectIdentifier: BodyRow] = [:]
+    /// The rows the batch being written made or found; they join `bodyRows` when it commits (a batch rolled back
+    /// takes the rows it made with it).
+    var batchBodyRows: [ObjectIdentifier: BodyRow] = [:]
 
     // MARK: Under `lock`
     private let lock = FleetLock()
@@ -378,6 +384,7 @@ public final class FleetStore: @unchecked Sendable {
         }
         guard !batch.isEmpty else { return }
         batchParameters = [:]
+        batchBodyRows = [:]
         let started = ContinuousClock.now
         let hook = duringBatch
         do {
@@ -405,6 +412,8 @@ public final class FleetStore: @unchecked Sendable {
         let elapsed = ContinuousClock.now - started
         writtenParameters.merge(batchParameters) { _, new in new }
         batchParameters = [:]
+        bodyRows.merge(batchBodyRows) { _, new in new }
+        batchBodyRows = [:]
         locked {
             inFlight = [:]
             for (mac, write) in batch where write.create != nil { stored.insert(mac) }

@@ -41,6 +41,16 @@ public struct SavedBody: Sendable {
         case .delta(_, _, let count): return count
         }
     }
+
+    /// For a body that is a whole copy of a body the fleet shares (a phone's product, master or initial file), an
+    /// object that stands for exactly these bytes for as long as it lives: a store can remember where it wrote them,
+    /// and neither rebuild, hash nor compare the next phone's copy. Nil for a body of the phone's own.
+    public var sharedContent: AnyObject? {
+        guard case .delta(let reference, let ops, let count) = storage, count == reference.bytes.count,
+            ops == BodyDelta.copyAll(count)
+        else { return nil }
+        return reference
+    }
 }
 
 extension SavedBody: Hashable {

@@ -510,6 +510,85 @@ struct FleetStoreTests {
         }
     }
 
+    /// A product file as a fleet's phones keep it: a whole copy of the body their `SharedPhoneState` shares.
+    private func sharedProduct(_ shared: SharedPhoneState, _ bytes: [UInt8], index: Int) throws -> SavedFile {
+        let saved = shared.savedBody(bytes, kind: .product)
+        try #require(saved.sharedContent != nil)
+        return SavedFile(kind: .product, url: "http://prov/p.cfg", savedBody: saved, savedAt: at(Int64(index)))
+    }
+
+    @Test func aSharedBodyIsLookedUpOncePerStoreNotOncePerPhone() throws {
+        let shared = SharedPhoneState()
+        let bytes = body(8000, seed: 3)
+        // A body of the phone's own has no shared content; a copy of the shared one has.
+        #expect(SavedBody(bytes).sharedContent == nil)
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        func save(_ index: Int) throws -> FlashChanges {
+            let flash = try store.phone(fleetIdentity(index))
+            defer { flash.close() }
+            var changes = FlashChanges()
+            changes.savedFiles = [try sharedProduct(shared, bytes, index: index)]
+            try flash.apply(changes)
+            return changes
+        }
+        _ = try save(0)
+        _ = try save(1)
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 1)
+        // Were the next phone's copy looked up by its hash, it would not be found now, and would be stored again.
+        try rawSQL(path, "UPDATE bodies SET hash = hash + 1")
+        let changes = try save(2)
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 1)
+        let flash = try store.phone(fleetIdentity(2))
+        defer { flash.close() }
+        #expect(try flash.load() == FlashSnapshot(identity: fleetIdentity(2)).applying(changes))
+    }
+
+    @Test func aSharedBodyRowMadeByABatchThatFailedIsNotRemembered() throws {
+        let shared = SharedPhoneState()
+        let bytes = body(8000, seed: 5)
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        try store.flush()
+        // Phone 1's own body takes row 1, the shared one row 2; then its product row fails, and the batch with it.
+        try rawSQL(
+            path,
+            "CREATE TRIGGER fail BEFORE INSERT ON saved_files WHEN NEW.kind = 'product' "
+                + "BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+        )
+        let phone1 = try store.phone(fleetIdentity(1))
+        var changes = FlashChanges()
+        changes.savedFiles = [
+            SavedFile(kind: .standard, url: "http://prov/1.cfg", body: body(900, seed: 1), savedAt: at(1)),
+            try sharedProduct(shared, bytes, index: 1),
+        ]
+        try phone1.apply(changes)
+        expectFlashError(.io, path: path, mentioning: ["injected"]) { try store.flush() }
+        try rawSQL(path, "DROP TRIGGER fail")
+        // Phone 0 comes first in the next batch: its own body takes row 1 and phone 1's row 2, which the shared
+        // body had in the batch that failed.
+        let phone0 = try store.phone(fleetIdentity(0))
+        var own = FlashChanges()
+        own.savedFiles = [
+            SavedFile(kind: .standard, url: "http://prov/0.cfg", body: body(700, seed: 9), savedAt: at(2))
+        ]
+        try phone0.apply(own)
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 3)
+        #expect(try phone1.load() == FlashSnapshot(identity: fleetIdentity(1)).applying(changes))
+        phone0.close()
+        phone1.close()
+        // Read back from the file, not from memory.
+        store.close()
+        let reopened = try FleetStore.openOrCreate(at: path)
+        defer { reopened.close() }
+        let again = try reopened.phone(fleetIdentity(1))
+        defer { again.close() }
+        #expect(try again.load().savedFiles[.product]?.body == bytes)
+    }
+
     @Test func aSchema1StoreIsReadAsItIsAndUpgradedWhenOpenedToWrite() throws {
         // A store as the vphone before schema 2 made it, with one phone and its saved files.
         try rawSQL(path, FleetStore.schemaV1 + "PRAGMA application_id = \(FleetStore.applicationID);")
