@@ -86,7 +86,7 @@ extension FleetStore {
 
     /// The row of `bodies` holding `saved`'s bytes, made if there is none; a body the fleet shares is looked up
     /// once per store (`bodyRows`), not once per phone.
-    private func bodyID(for saved: SavedBody) throws(FlashError) -> Int64 {
+    private func bodyRow(for saved: SavedBody) throws(FlashError) -> Int64 {
         guard let content = saved.sharedContent else { return try Self.bodyID(for: saved.bytes, in: connection) }
         let key = ObjectIdentifier(content)
         if let row = batchBodyRows[key] ?? bodyRows[key], row.content === content { return row.id }
@@ -175,7 +175,7 @@ extension FleetStore {
         if let bootCount = changes.bootCount { try setBootCount(bootCount, key) }
         for file in changes.savedFiles {
             // One row of `bodies` per distinct content: the files every phone saves are stored once.
-            let body = try bodyID(for: file.savedBody)
+            let body = try bodyRow(for: file.savedBody)
             try connection.run(
                 "INSERT INTO saved_files (mac, kind, url, body_id, saved_at) VALUES (?1, ?2, ?3, ?4, ?5) "
                     + "ON CONFLICT (mac, kind) DO UPDATE SET url = excluded.url, body_id = excluded.body_id, "
