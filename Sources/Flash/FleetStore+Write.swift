@@ -95,6 +95,19 @@ extension FleetStore {
         return id
     }
 
+    /// Forgets every remembered body row when another connection has committed since the last batch: `vphone flash
+    /// extract` closing a store deletes the bodies no saved file uses, and a row a phone's copy named by memory
+    /// would then be gone, or hold other bytes once its number is taken again. Called at the start of a batch's
+    /// transaction, past which no other connection commits.
+    func forgetBodyRowsIfAnotherConnectionWrote() throws(FlashError) {
+        var version: Int64 = 0
+        try connection.query("PRAGMA data_version", table: "(header)", cached: true) { (row) throws(FlashError) in
+            version = try row.int64(0)
+        }
+        if version != bodyRowsDataVersion { bodyRows = [:] }
+        bodyRowsDataVersion = version
+    }
+
     /// Writes only the rows of `parameters` that differ from `before` (the phone's rows now): a resync that changes
     /// one value writes one row, not the phone's hundreds. Both tables iterate in name order.
     private func writeParameters(

@@ -82,6 +82,8 @@ public final class FleetStore: @unchecked Sendable {
     /// The rows the batch being written made or found; they join `bodyRows` when it commits (a batch rolled back
     /// takes the rows it made with it).
     var batchBodyRows: [ObjectIdentifier: BodyRow] = [:]
+    /// `PRAGMA data_version` when `bodyRows` was last checked: another connection's commit changes it.
+    var bodyRowsDataVersion: Int64?
 
     // MARK: Under `lock`
     private let lock = FleetLock()
@@ -389,6 +391,7 @@ public final class FleetStore: @unchecked Sendable {
         let hook = duringBatch
         do {
             try connection.transaction(.immediate) { () throws(FlashError) in
+                try self.forgetBodyRowsIfAnotherConnectionWrote()
                 // In MAC order: each phone's rows are neighbours in every table, so the batch touches fewer pages.
                 for (mac, write) in batch.sorted(by: { $0.key < $1.key }) {
                     try self.write(write, for: MAC(value: mac))
@@ -412,7 +415,8 @@ public final class FleetStore: @unchecked Sendable {
         let elapsed = ContinuousClock.now - started
         writtenParameters.merge(batchParameters) { _, new in new }
         batchParameters = [:]
-        bodyRows.merge(batchBodyRows) { _, new in new }
+        // Entries whose body is gone can no longer answer: dropped here, so the memory does not grow with them.
+        bodyRows = bodyRows.merging(batchBodyRows) { _, new in new }.filter { $0.value.content != nil }
         batchBodyRows = [:]
         locked {
             inFlight = [:]

@@ -537,7 +537,10 @@ struct FleetStoreTests {
         try store.flush()
         #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 1)
         // Were the next phone's copy looked up by its hash, it would not be found now, and would be stored again.
-        try rawSQL(path, "UPDATE bodies SET hash = hash + 1")
+        // (Through the store's own connection: another connection's write makes the store forget its rows.)
+        try store.withDatabase { () throws(FlashError) in
+            try store.connection.execute("UPDATE bodies SET hash = hash + 1")
+        }
         let changes = try save(2)
         try store.flush()
         #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 1)
@@ -587,6 +590,44 @@ struct FleetStoreTests {
         let again = try reopened.phone(fleetIdentity(1))
         defer { again.close() }
         #expect(try again.load().savedFiles[.product]?.body == bytes)
+    }
+
+    @Test func aSharedBodyRowThatExtractDeletedMeanwhileIsStoredAgain() throws {
+        let shared = SharedPhoneState()
+        let bytes = body(8000, seed: 11)
+        let store = try FleetStore.openOrCreate(at: path, batchInterval: .seconds(3600))
+        defer { store.close() }
+        // Phone 0 saves the shared body, which then becomes unused when the phone is reset.
+        let phone0 = try store.phone(fleetIdentity(0))
+        var first = FlashChanges()
+        first.savedFiles = [try sharedProduct(shared, bytes, index: 0)]
+        try phone0.apply(first)
+        try store.flush()
+        try phone0.factoryReset(event: LogEntry(at: at(5), boot: 0, kind: "factory-reset", message: "reset"))
+        phone0.close()
+        try store.flush()
+        // vphone flash extract, run meanwhile, deletes the bodies no saved file uses when it closes the store.
+        let extract = try FleetStore.open(at: path)
+        try extract.extract(mac: fleetIdentity(0).mac, to: directory.file("zero.flash"))
+        extract.close()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 0)
+        // Phone 1's own body now takes the row number the shared body had; its copy of the shared body must not.
+        let phone1 = try store.phone(fleetIdentity(1))
+        defer { phone1.close() }
+        var second = FlashChanges()
+        second.savedFiles = [
+            SavedFile(kind: .standard, url: "http://prov/1.cfg", body: body(900, seed: 1), savedAt: at(6)),
+            try sharedProduct(shared, bytes, index: 1),
+        ]
+        try phone1.apply(second)
+        try store.flush()
+        #expect(try rawInteger(path, "SELECT count(*) FROM bodies") == 2)
+        #expect(try store.load(fleetIdentity(1).mac).savedFiles[.product]?.body == bytes)
+        let image = directory.file("one.flash")
+        try store.extract(mac: fleetIdentity(1).mac, to: image)
+        let extracted = try FlashStore.open(at: image, readOnly: true)
+        defer { extracted.close() }
+        #expect(try extracted.load().savedFiles[.product]?.body == bytes)
     }
 
     @Test func aSchema1StoreIsReadAsItIsAndUpgradedWhenOpenedToWrite() throws {
