@@ -86,6 +86,7 @@ public struct FleetReport: Sendable, Equatable {
         out.loopS = max(0, durationS) * Double(idleSeconds.count)
         return out
     }
+
     /// Phones that finished boot-time provisioning, whatever the outcome.
     public var phones: Int { phoneOutcomes.values.reduce(0, +) }
     public var provisioned: Int { phoneOutcomes["provisioned", default: 0] }

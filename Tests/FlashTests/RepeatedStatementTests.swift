@@ -7,7 +7,13 @@ import Testing
 /// check that every run stores exactly its own texts, whatever their lengths, and that nothing bound outlives the loop.
 @Suite("SQLite: a statement run many times in a row")
 struct RepeatedStatementTests {
-    let path = NSTemporaryDirectory() + "vphone-repeated-\(UUID().uuidString).db"
+    let directory: TemporaryDirectory
+    let path: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        path = directory.file("repeated.db")
+    }
 
     private func connection() throws -> SQLiteConnection {
         let connection = try SQLiteConnection(path: path, mode: .readWriteCreate)
@@ -26,7 +32,6 @@ struct RepeatedStatementTests {
     }
 
     @Test func everyRunStoresItsOwnTextsExactly() throws {
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let connection = try connection()
         defer { connection.close() }
         // Empty, small (kept inside the String), long (on the heap), non-ASCII, and a text longer than the last
@@ -47,7 +52,6 @@ struct RepeatedStatementTests {
     }
 
     @Test func noTextStaysBoundAfterARun() throws {
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let connection = try connection()
         defer { connection.close() }
         try connection.execute("CREATE TABLE n (k TEXT, a TEXT, b TEXT)")
@@ -68,19 +72,12 @@ struct RepeatedStatementTests {
     }
 
     @Test func aFailedRunThrowsNamingTheFileAndTheStatementRunsAgain() throws {
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let connection = try connection()
         defer { connection.close() }
         let sql = "INSERT INTO t (k, a, b, c) VALUES (?1, ?2, ?3, ?4)"
         try connection.repeating(sql) { (insert) throws(FlashError) in
             try insert.run("KEY", "same", "1", "2")
-            do throws(FlashError) {
-                try insert.run("KEY", "same", "3", "4")
-                Issue.record("a duplicate key was inserted")
-            } catch {
-                #expect(error.message.contains(path))
-                #expect(error.message.contains("UNIQUE"))
-            }
+            expectFlashError(.io, path: path, mentioning: ["UNIQUE"]) { try insert.run("KEY", "same", "3", "4") }
             // Reset after the failure: the next run works.
             try insert.run("KEY", "other", "5", "6")
         }

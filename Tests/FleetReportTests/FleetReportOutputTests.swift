@@ -80,12 +80,39 @@ struct FleetReportOutputTests {
                 good.replacingOccurrences(of: "\"started_at\" : \"2025", with: "\"started_at\" : \"yesterday"),
                 "started_at"
             ),
+            (
+                good.replacingOccurrences(of: "\"loop_s\" : 0", with: "\"loop_s\" : -1"),
+                "'at_in_flight_limit_s' and 'loop_s' must be seconds, 0 or more"
+            ),
         ]
         for (json, message) in cases {
             let error = try #require(throws: FleetReportError.self) { try FleetReport(json: Array(json.utf8)) }
             #expect(error.kind == .invalidReport)
             #expect(error.message.contains(message), "\(error.message)")
         }
+    }
+
+    @Test("the report keeps the waits: in its JSON exactly, added up by a merge, and as Prometheus metrics")
+    func inFlightWaits() throws {
+        let a = FleetStats(startedAt: runStart).report(durationS: 10).withInFlightWaits([3.25, 2])
+        let b = FleetStats(startedAt: runStart).report(durationS: 4).withInFlightWaits([0.5])
+        let json = String(decoding: a.json(), as: UTF8.self)
+        #expect(json.contains("\"at_in_flight_limit_s\" : 5.25") && json.contains("\"loop_s\" : 20"))
+        #expect(json.contains("\"in_flight_limit_share\" : 0.263"))
+        let read = try FleetReport(json: a.json())
+        #expect(read == a)
+        let merged = try FleetReport.merge([a, b])
+        #expect(merged.atInFlightLimitS == 5.75 && merged.loopS == 24)
+        let metrics = a.prometheus()
+        #expect(metrics.contains("vphone_fleet_in_flight_limit_wait_seconds_total 5.25\n"))
+        #expect(metrics.contains("vphone_fleet_in_flight_limit_share 0.2625\n"))
+        // Not measured (a report from before, or a run without loops): no share, no metric, no note.
+        let none = FleetStats(startedAt: runStart).report(durationS: 10)
+        #expect(none.inFlightLimitShare == nil && !none.prometheus().contains("in_flight_limit"))
+        let older = json.replacingOccurrences(of: "\"at_in_flight_limit_s\" : 5.25,", with: "")
+            .replacingOccurrences(of: "\"loop_s\" : 20,", with: "")
+        #expect(older != json)
+        #expect(try FleetReport(json: Array(older.utf8)).inFlightLimitShare == nil)
     }
 
     // MARK: - CSV

@@ -198,43 +198,28 @@ struct FleetStatsTests {
 
     @Test("the progress rate stops at the last phone's time once every phone is done")
     func progressRateFreezesWhenAllAreDone() {
-        let stats = FleetStats(startedAt: runStart, expectedPhones: 4)
-        for k in 0..<3 {
+        func done(_ k: Int, at completedAtS: Double, in stats: FleetStats) {
             stats.recordPhone(
-                mac: "0080F000000\(k)",
+                mac: mac(k),
                 outcome: "provisioned",
                 intendedStartS: 0,
-                completedAtS: 1 + Double(k) * 0.5,
+                completedAtS: completedAtS,
                 latencyUs: 1_000,
                 files: [:],
                 error: nil
             )
         }
+        let stats = FleetStats(startedAt: runStart, expectedPhones: 4)
+        for k in 0..<3 { done(k, at: 1 + Double(k) * 0.5, in: stats) }
         // Still booting: done over the time since the start.
         #expect(stats.progress(now: runStart.addingTimeInterval(6)).ratePerS == 0.5)
-        stats.recordPhone(
-            mac: "0080F0000003",
-            outcome: "provisioned",
-            intendedStartS: 0,
-            completedAtS: 2,
-            latencyUs: 1_000,
-            files: [:],
-            error: nil
-        )
+        done(3, at: 2, in: stats)
         // All done at 2 s: the rate stays 4 / 2 however long the store (or a --duration run) goes on.
         #expect(stats.progress(now: runStart.addingTimeInterval(8)).ratePerS == 2)
         #expect(stats.progress(now: runStart.addingTimeInterval(3_600)).ratePerS == 2)
         // Without a known total there is no "all done": since the start.
         let open = FleetStats(startedAt: runStart)
-        open.recordPhone(
-            mac: "0080F0000001",
-            outcome: "provisioned",
-            intendedStartS: 0,
-            completedAtS: 1,
-            latencyUs: 1_000,
-            files: [:],
-            error: nil
-        )
+        done(1, at: 1, in: open)
         #expect(open.progress(now: runStart.addingTimeInterval(4)).ratePerS == 0.25)
     }
 

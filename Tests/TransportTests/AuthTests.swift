@@ -91,13 +91,20 @@ struct CurlTransportAuthTests {
         let log = server.apache.accessLog(atLeast: 6)
         #expect(log.filter { $0.hasPrefix("127.0.0.1 - [") && $0.contains(" 401 ") }.count == 3)
         #expect(log.filter { $0.hasPrefix("127.0.0.1 \(Self.user) [") && $0.contains(" 200 ") }.count == 3)
+        // The open copy: credentials sent where no challenge comes leave no trace of one on the handle, so only
+        // the request's own credentials can keep it from being reused configured.
+        let open = server.apache.baseURL + "/hello.cfg"
         for round in 0..<2 {
             // With credentials, then none: a 401, not the file; then a user without its password.
             #expect(await transport.fetch(request(url, login)).success()?.status == 200, "round \(round)")
+            #expect(await transport.fetch(request(open, login)).success()?.status == 200, "round \(round)")
             let anonymous = await transport.fetch(request(url)).failure()
             #expect(anonymous?.kind == .httpStatus, "round \(round)")
             #expect(anonymous?.httpStatus == 401, "round \(round)")
-            #expect(await transport.fetch(request(url) { $0.username = Self.user }).failure()?.kind == .auth)
+            #expect(
+                await transport.fetch(request(url) { $0.username = Self.user }).failure()?.kind == .auth,
+                "round \(round)"
+            )
         }
     }
 
