@@ -92,6 +92,20 @@ struct FleetCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard count > 0, count <= 1_000_000 else { throw ValidationError("--count must be 1...1000000, got \(count)") }
+        // The last MAC is FFFFFFFFFFFF: a range past it would wrap round to 000000000000.
+        let lastMAC: UInt64 = 0xFFFF_FFFF_FFFF
+        if macStart.value > lastMAC - UInt64(count - 1) {
+            throw ValidationError(
+                "--mac-start \(macStart.upper) with --count \(count) runs past FFFFFFFFFFFF, the last MAC: start at "
+                    + "\(MAC(value: lastMAC - UInt64(count - 1)).upper) or lower, or give a smaller --count"
+            )
+        }
+        if let shard, let problem = shard.problem { throw ValidationError("--shard \(shard.text): \(problem)") }
+        if let ramp, let problem = ramp.problem { throw ValidationError("--ramp \(ramp.text): \(problem)") }
+        if let rate, let problem = rate.problem { throw ValidationError("--rate \(rate.text): \(problem)") }
+        if let jitter, let problem = jitter.problem(max: 1, of: "a timer's delay") {
+            throw ValidationError("--jitter \(jitter.text): \(problem)")
+        }
         if [storm, ramp != nil, rate != nil].filter({ $0 }).count > 1 {
             throw ValidationError("choose one arrival schedule: --storm, --ramp N/s or --rate N/s")
         }
@@ -116,6 +130,10 @@ struct FleetCommand: AsyncParsableCommand {
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             throw ValidationError("--ca-file \(caFile): no such readable file")
         }
+        // Outputs are written when the run ends: a path that cannot take them is refused now, not after the run.
+        let outputs = [("--report", report), ("--csv", csv), ("--html", html)]
+        for case let (option, path?) in outputs { try checkOutputPath(path, option: option) }
+        try checkDistinctOutputs(outputs + [("--store", store)])
     }
 
     func run() async throws {
@@ -200,11 +218,15 @@ struct FleetCommand: AsyncParsableCommand {
         let result = stats.report(durationS: duration).withInFlightWaits(transport.idleAtCapSeconds)
         if let note = FleetRunner.capNote(share: result.inFlightLimitShare, maxInFlight: maxInFlight) { fail(note) }
         print(Self.summary(result))
-        try write({ result.json() }, to: report)
-        try write({ Array(stats.csv().utf8) }, to: csv)
-        try write({ Array(result.html(title: "vphone fleet: \(options.count) phones").utf8) }, to: html)
+        // Each output is tried even when another failed (a full disk, a directory removed during the run).
+        let written = [
+            write({ result.json() }, to: report),
+            write({ Array(stats.csv().utf8) }, to: csv),
+            write({ Array(result.html(title: "vphone fleet: \(options.count) phones").utf8) }, to: html),
+        ]
         let violations = thresholds.compactMap { $0.violation(in: result) }
         for v in violations { fail("threshold crossed: \(v)") }
+        if written.contains(false) { throw Exit.data }
         if !violations.isEmpty { throw ExitCode(1) }
     }
 
@@ -232,13 +254,12 @@ struct FleetCommand: AsyncParsableCommand {
         return lines.joined(separator: "\n")
     }
 
-    /// Writes an output only when its flag was given: the HTML and CSV of a big fleet are not free to build.
-    private func write(_ bytes: () -> [UInt8], to path: String?) throws {
-        guard let path else { return }
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes())) else {
-            fail("cannot write \(path)")
-            throw Exit.data
-        }
+    /// Writes an output only when its flag was given (the HTML and CSV of a big fleet are not free to build), whole
+    /// or not at all; false when it could not be written (the reason is on stderr).
+    private func write(_ bytes: () -> [UInt8], to path: String?) -> Bool {
+        guard let path else { return true }
+        do { try writeFile(path, bytes(), private: false, replace: true) } catch { return false }
+        return true
     }
 
     /// Stops the progress line and clears it, before anything else is written to stderr (a note, a signal's message).
@@ -295,6 +316,9 @@ struct ReportCommand: ParsableCommand {
 
         func validate() throws {
             if reports.isEmpty { throw ValidationError("give at least one report") }
+            let outputs = [("--to", to), ("--html", html)]
+            for case let (option, path?) in outputs { try checkOutputPath(path, option: option) }
+            try checkDistinctOutputs(outputs)
         }
 
         func run() throws {
@@ -316,54 +340,70 @@ struct ReportCommand: ParsableCommand {
                 fail("\(error)")
                 throw Exit.data
             }
+            var ok = true
             if let to {
-                FileManager.default.createFile(atPath: to, contents: Data(merged.json()))
+                do { try writeFile(to, merged.json(), private: false, replace: true) } catch { ok = false }
             } else {
                 print(String(decoding: merged.json(), as: UTF8.self))
             }
             if let html {
-                FileManager.default.createFile(
-                    atPath: html,
-                    contents: Data(merged.html(title: "vphone fleet (merged)").utf8)
-                )
+                let page = Array(merged.html(title: "vphone fleet (merged)").utf8)
+                do { try writeFile(html, page, private: false, replace: true) } catch { ok = false }
             }
+            if !ok { throw Exit.data }
         }
     }
 }
 
-/// `200/s` or `200`.
+/// `200/s` or `200`; a rate that is not a positive number is refused by `validate()`, which can say why.
 struct RateArgument: ExpressibleByArgument {
     var perSecond: Double
+    var text: String
     init?(argument: String) {
         let t = argument.hasSuffix("/s") ? String(argument.dropLast(2)) : argument
-        guard let v = Double(t), v > 0, v.isFinite else { return nil }
+        guard let v = Double(t) else { return nil }
         perSecond = v
+        text = argument
+    }
+    var problem: String? {
+        perSecond > 0 && perSecond.isFinite ? nil : "must be more than 0 phones a second (e.g. 200/s)"
     }
     static var defaultValueDescription: String { "N/s, e.g. 200/s" }
 }
 
-/// `10%` or `0.1`.
+/// `10%` or `0.1`; the range is checked by `validate()`, which can say why.
 struct PercentArgument: ExpressibleByArgument {
     var fraction: Double
+    var text: String
     init?(argument: String) {
         let v: Double?
         if argument.hasSuffix("%") { v = Double(argument.dropLast()).map { $0 / 100 } } else { v = Double(argument) }
-        guard let v, (0...1).contains(v) else { return nil }
+        guard let v else { return nil }
         fraction = v
+        text = argument
+    }
+    func problem(max: Double, of what: String) -> String? {
+        (0...max).contains(fraction) ? nil : "must be 0% to \(Int(max * 100))% of \(what) (e.g. 10%)"
     }
 }
 
-/// `K/N` with 1 <= K <= N.
+/// `K/N`; 1 <= K <= N is checked by `validate()`, which can say why.
 struct ShardArgument: ExpressibleByArgument {
     var k: Int
     var n: Int
+    var text: String { "\(k)/\(n)" }
     init?(argument: String) {
-        let parts = argument.split(separator: "/")
-        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, (1...n).contains(k) else {
-            return nil
-        }
+        let parts = argument.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else { return nil }
         self.k = k
         self.n = n
+    }
+    var problem: String? {
+        if n < 1 { return "N, the number of shards, must be at least 1 (e.g. 2/4: the second of four)" }
+        if !(1...n).contains(k) {
+            return "K must be 1...\(n): there is no shard \(k) of \(n) (they are 1/\(n) to \(n)/\(n))"
+        }
+        return nil
     }
     static var defaultValueDescription: String { "K/N, e.g. 1/4" }
 }

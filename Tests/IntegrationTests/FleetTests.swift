@@ -21,6 +21,11 @@ struct FleetTests {
         return server
     }
 
+    /// What a run left in its directory (not the dot-files that hold its captured output).
+    func files(in dir: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
     func report(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
@@ -142,22 +147,76 @@ struct FleetTests {
 
     @Test func badFleetCommandLines() throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
-        for args in [
-            ["fleet", "--count", "0", "--prov-url", "http://127.0.0.1:1/"],
-            ["fleet", "--count", "5", "--prov-url", "file:///etc/passwd"],
-            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--fail-if", "p99>>3"],
-            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--shard", "4/3"],
-            ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--source-ips", "300.0.0.0/24"],
+        try FileManager.default.createDirectory(atPath: dir + "/reports", withIntermediateDirectories: false)
+        let fleet = ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/"]
+        // Each is refused before any phone starts, with what is wrong in the words of the option.
+        for (args, says) in [
+            (["fleet", "--count", "0", "--prov-url", "http://127.0.0.1:1/"], "--count must be 1...1000000"),
+            (["fleet", "--count", "5", "--prov-url", "file:///etc/passwd"], "\"file\" is refused"),
+            (fleet + ["--fail-if", "p99>>3"], "one comparison only"),
+            (fleet + ["--shard", "4/3"], "there is no shard 4 of 3"),
+            (fleet + ["--shard", "1/0"], "N, the number of shards, must be at least 1"),
+            (fleet + ["--source-ips", "300.0.0.0/24"], "expected an IPv4 CIDR block"),
+            // The range would wrap round past FFFFFFFFFFFF to 000000000000.
+            (fleet + ["--mac-start", "FFFFFFFFFFFE"], "runs past FFFFFFFFFFFF, the last MAC: start at FFFFFFFFFFFB"),
+            (fleet + ["--ramp", "0/s"], "--ramp 0/s: must be more than 0 phones a second"),
+            (fleet + ["--jitter", "150%"], "--jitter 150%: must be 0% to 100%"),
+            // Outputs are written when the run ends: refused now rather than lost then.
+            (fleet + ["--report", "missing/r.json"], "the directory missing does not exist"),
+            (fleet + ["--csv", "reports"], "--csv reports is a directory"),
+            (fleet + ["--report", "r.json", "--html", "./r.json"], "--report and --html both write ./r.json"),
+            (fleet + ["--store", "f.db", "--report", "f.db"], "--report and --store both write f.db"),
+            (["report", "merge", "a.json", "--to", "missing/m.json"], "the directory missing does not exist"),
         ] {
             let r = try vphone(args, cwd: dir)
             #expect(r.code == 64, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(says), "\(args): \(r.stderr)")
         }
+        let last = try vphone(
+            ["fleet", "--count", "4", "--mac-start", "FFFFFFFFFFFC", "--prov-url", "http://127.0.0.1:1/", "--quiet"],
+            cwd: dir
+        )
+        #expect(last.code == 0, "the range may end on the last MAC: \(last.stderr)")
+        #expect(try files(in: dir) == ["reports"], "nothing written")
         try "not a database".write(toFile: dir + "/bad.db", atomically: true, encoding: .utf8)
         let r = try vphone(
             ["fleet", "--count", "5", "--prov-url", "http://127.0.0.1:1/", "--store", "bad.db"],
             cwd: dir
         )
         #expect(r.code == 65, "\(r.stderr)")
+    }
+
+    /// An output that fails when the run ends (a full disk) costs that output alone: the others are written whole,
+    /// the reason is named, and the exit code says so.
+    @Test func anOutputThatCannotBeWrittenAtTheEndFailsAloneWithItsReason() throws {
+        let server = try fleetServer(count: 3)
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let r = try fleet(
+            server,
+            ["--report", "/dev/full", "--csv", "r.csv", "--html", "r.html", "--fail-if", "failed>0"],
+            count: 3,
+            cwd: dir
+        )
+        #expect(r.code == 65, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot write /dev/full: No space left on device"), "\(r.stderr)")
+        #expect(r.stdout.contains("3 phones in"), "the summary is printed: \(r.stdout)")
+        let csv = try String(contentsOfFile: dir + "/r.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 4, "a header and three phones: \(csv)")
+        #expect(try String(contentsOfFile: dir + "/r.html", encoding: .utf8).hasSuffix("</html>\n"))
+        #expect(try files(in: dir) == ["r.csv", "r.html"], "no temporary left behind")
+
+        // A report written through a link replaces the file linked to; the link stays.
+        try "old".write(toFile: dir + "/real.json", atomically: false, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: dir + "/real.json")
+        let linked = try fleet(server, ["--report", "link.json"], count: 3, cwd: dir)
+        #expect(linked.code == 0, "\(linked.stderr)")
+        #expect(try report(dir + "/real.json")["phones"] as? Int == 3)
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: dir + "/link.json") == dir + "/real.json")
+
+        // vphone report merge: the same rule for its outputs (they were not checked at all).
+        let merged = try vphone(["report", "merge", "real.json", "--to", "/dev/full"], cwd: dir)
+        #expect(merged.code == 65, "\(merged.stderr)")
+        #expect(merged.stderr.contains("cannot write /dev/full: No space left on device"), "\(merged.stderr)")
     }
 }
 

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+
+// Files the commands write (exports, fleet reports): checked before any work, written whole or not at all.
+
+/// Refuses, before any work is done, an output that could not be written at the end (a fleet run is lost when its
+/// report cannot be saved): a directory, a directory that does not exist or takes no new files, a device or pipe
+/// that is not writable.
+func checkOutputPath(_ path: String, option: String) throws {
+    var info = stat()
+    if stat(path, &info) == 0 {
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            throw ValidationError("\(option) \(path) is a directory: give the path of a file to write")
+        case S_IFREG:
+            break
+        default:
+            // A device, pipe or terminal (/dev/stdout) is written in place.
+            guard access(path, W_OK) == 0 else {
+                throw ValidationError("\(option) \(path): cannot write it (\(String(cString: strerror(errno))))")
+            }
+            return
+        }
+    }
+    let directory = (resolvedPath(path) as NSString).deletingLastPathComponent
+    let parent = directory.isEmpty ? "." : directory
+    var parentInfo = stat()
+    guard stat(parent, &parentInfo) == 0, parentInfo.st_mode & S_IFMT == S_IFDIR else {
+        throw ValidationError(
+            "\(option) \(path): the directory \(parent) does not exist; create it, or choose another path"
+        )
+    }
+    // The file is written as a temporary beside it and renamed over it: the directory must take new files.
+    guard access(parent, W_OK | X_OK) == 0 else {
+        throw ValidationError(
+            "\(option) \(path): cannot create files in \(parent) (\(String(cString: strerror(errno)))); "
+                + "choose a writable directory"
+        )
+    }
+}
+
+/// Refuses two outputs given the same path (the second would silently replace the first).
+func checkDistinctOutputs(_ outputs: [(option: String, path: String?)]) throws {
+    var seen: [String: String] = [:]
+    for (option, path) in outputs {
+        guard let path else { continue }
+        let key = URL(fileURLWithPath: resolvedPath(path)).standardizedFileURL.path
+        if let other = seen[key] {
+            throw ValidationError("\(other) and \(option) both write \(path): give each its own file")
+        }
+        seen[key] = option
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it, so a reader never sees half an export (or
+/// half a report); mode 0600 when it holds secrets. Refuses an existing file unless `replace`. A symbolic link
+/// stays and the file it names is replaced; a device, pipe or terminal (`/dev/stdout`) is written in place.
+func writeFile(_ path: String, _ bytes: [UInt8], private isPrivate: Bool, replace: Bool) throws {
+    if !replace, FileManager.default.fileExists(atPath: path) {
+        fail("\(path) already exists: pass --force to replace it, or choose another file")
+        throw Exit.data
+    }
+    var info = stat()
+    if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
+        let ok = fd >= 0 && writeAll(fd, bytes)
+        let error = errno
+        if fd >= 0 { _ = close(fd) }
+        guard ok else {
+            fail("cannot write \(path): \(String(cString: strerror(error)))")
+            throw Exit.data
+        }
+        return
+    }
+    let target = resolvedPath(path)
+    let temporary = target + ".tmp-\(getpid())"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, isPrivate ? 0o600 : 0o644)
+    guard fd >= 0 else {
+        fail("cannot create \(temporary): \(String(cString: strerror(errno)))")
+        throw Exit.data
+    }
+    var ok = (!isPrivate || fchmod(fd, 0o600) == 0) && writeAll(fd, bytes)
+    ok = ok && fsync(fd) == 0
+    let error = errno
+    _ = close(fd)
+    guard ok, rename(temporary, target) == 0 else {
+        let message = String(cString: strerror(ok ? errno : error))
+        _ = unlink(temporary)
+        fail("cannot write \(path): \(message)")
+        throw Exit.data
+    }
+}
+
+/// Writes every byte, through short writes and interrupted calls; false (with errno set) on an error.
+private func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { buffer in
+        guard let base = buffer.baseAddress else { return true }
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(fd, base + offset, buffer.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+}
+
+/// The path with its symbolic links resolved when it names an existing file; otherwise the path as given.
+private func resolvedPath(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
