@@ -199,6 +199,9 @@ public final class FleetRunner: Sendable {
                     tls: options.tls,
                     timerJitter: options.jitter,
                     onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } },
+                    onRejected: { target, why in
+                        if !interrupted.isSet { stats.recordRejected(file: Self.fileName(target), as: why.rawValue) }
+                    },
                     lane: lane
                 )
                 // The phone's task runs on its lane too: powering on, recording and shutting down stay on one thread.
@@ -281,12 +284,16 @@ public final class FleetRunner: Sendable {
         }.first
     }
 
-    static func record(_ record: FetchRecord, into stats: FleetStats) {
-        let file: String
-        switch record.order.target {
-        case .file(let k): file = k.rawValue
-        case .rootCertificate: file = "certificate"
+    /// The file kind a transfer is counted under in the report.
+    static func fileName(_ target: FetchTarget) -> String {
+        switch target {
+        case .file(let k): k.rawValue
+        case .rootCertificate: "certificate"
         }
+    }
+
+    static func record(_ record: FetchRecord, into stats: FleetStats) {
+        let file = fileName(record.order.target)
         switch record.result {
         case .success(let r):
             stats.recordRequest(

@@ -86,6 +86,18 @@ public enum PhoneAction: Hashable, Sendable {
     case cycleFinished(CycleReport)
     /// A local edit was refused.
     case refused(LocalEditRefusal)
+    /// A download arrived whole (the transfer succeeded) but the phone rejected what it holds: fleet statistics count
+    /// it as a failed request of that class, not as a success. Nothing for the runtime to do otherwise.
+    case rejected(FetchTarget, FileRejection)
+}
+
+/// Why a downloaded file was rejected: a class of failed request, as the transport's classes are.
+public enum FileRejection: String, Hashable, Sendable, CaseIterable {
+    /// Not a configuration file the phone can read (truncated, malformed, an error page served as 200), or not a
+    /// certificate.
+    case invalidFile = "invalid_file"
+    /// Encrypted, and the phone's key does not open it.
+    case decryption
 }
 
 /// How a provisioning cycle ended. The raw values are `vphone boot --once`'s exit codes.
@@ -624,6 +636,7 @@ public struct PhoneMachine: Sendable {
         switch decode(body, kind: kind, url: url, file: name) {
         case .failure(let problem):
             step.log(.error, "invalid-file", problem.message, problem.fields(file: kind, url: url))
+            step.actions.append(.rejected(target, problem.decryption == nil ? .invalidFile : .decryption))
             fileUnavailable(kind, url: url, reason: "invalid file: \(problem.reason)", &step)
         case .success(let decoded):
             let doc = decoded.document
@@ -716,6 +729,7 @@ public struct PhoneMachine: Sendable {
         do {
             _ = try CertificatePEM.count(body)
         } catch {
+            step.actions.append(.rejected(.rootCertificate(slot: slot), .invalidFile))
             certificateUnavailable(slot: slot, reason: error.description, &step)
             return
         }

@@ -36,6 +36,8 @@ public actor PhoneRuntime {
     public private(set) var flashError: FlashError?
     /// Called for every finished transfer (fleet statistics, recordings).
     private let onFetch: (@Sendable (FetchRecord) -> Void)?
+    /// Called when the machine rejects what a transfer delivered (fleet statistics), after `onFetch` for it.
+    private let onRejected: (@Sendable (FetchTarget, FileRejection) -> Void)?
     /// The transport thread this phone runs on (fleet phones: its completions then enter the phone at once instead of
     /// through a task), or, for a phone with no lane, a plain actor whose executor it borrows.
     private let isolation: Isolation
@@ -75,6 +77,7 @@ public actor PhoneRuntime {
         tls: TLSOptions = TLSOptions(),
         timerJitter: Double = 0,
         onFetch: (@Sendable (FetchRecord) -> Void)? = nil,
+        onRejected: (@Sendable (FetchTarget, FileRejection) -> Void)? = nil,
         lane: (any TransportLane)? = nil
     ) {
         self.timerJitter = max(0, min(timerJitter, 1))
@@ -86,6 +89,7 @@ public actor PhoneRuntime {
         self.logger = logger
         self.tls = tls
         self.onFetch = onFetch
+        self.onRejected = onRejected
         self.isolation = lane.map { .lane($0) } ?? .own(Home())
     }
 
@@ -200,6 +204,8 @@ public actor PhoneRuntime {
                 due[kind] = nil
             case .refused:
                 break
+            case .rejected(let target, let why):
+                onRejected?(target, why)
             case .cycleFinished(let report):
                 let waiters = cycleWaiters
                 cycleWaiters = []

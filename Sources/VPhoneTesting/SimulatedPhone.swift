@@ -30,6 +30,8 @@ public struct SimulatedPhone {
     public private(set) var events: [LogEntry] = []
     public private(set) var reports: [CycleReport] = []
     public private(set) var refusals: [LocalEditRefusal] = []
+    /// Downloads the machine rejected (`.rejected`), in order.
+    public private(set) var rejections: [(target: FetchTarget, why: FileRejection)] = []
     private var pending: [FetchOrder] = []
 
     public static let epoch = PhoneTime(millisecondsSinceEpoch: 1_795_000_000_000)  // 2026-11-18
@@ -124,6 +126,8 @@ public struct SimulatedPhone {
                 reports.append(r)
             case .refused(let r):
                 refusals.append(r)
+            case .rejected(let target, let why):
+                rejections.append((target, why))
             case .arm, .cancel:
                 break
             }

@@ -100,6 +100,18 @@ struct FleetTests {
         for i in stride(from: 0, to: 200, by: 10) {
             try server.remove("Config\(Self.first.advanced(by: UInt64(i)).upper).cfg")
         }
+        // Another 5% get an error page served as 200, and 5% a file that looks encrypted but no key opens: the
+        // transfers succeed, the phone rejects what they hold.
+        for i in stride(from: 5, to: 200, by: 20) {
+            try server.write(
+                "Config\(Self.first.advanced(by: UInt64(i)).upper).cfg",
+                "<html>Service Unavailable</html>"
+            )
+            try server.write(
+                "Config\(Self.first.advanced(by: UInt64(i + 10)).upper).cfg",
+                "U2FsdGVkX1" + String(repeating: "A", count: 64)
+            )
+        }
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
         // A profile whose phones give up after 1.5 s.
         var profile = try String(contentsOfFile: TestProfiles.utg300Path, encoding: .utf8)
@@ -108,13 +120,24 @@ struct FleetTests {
         let r = try fleet(server, ["--report", "r.json", "--profile", dir + "/fast.json"], cwd: dir)
         #expect(r.code == 0, "\(r.stderr)")
         let rep = try report(dir + "/r.json")
-        #expect(rep["provisioned"] as? Int == 170)
-        #expect(rep["fell_back"] as? Int == 30)
+        #expect(rep["provisioned"] as? Int == 150)
+        #expect(rep["fell_back"] as? Int == 50)
+        #expect(rep["requests"] as? Int == 800)
         let errors = rep["errors"] as? [String: Int] ?? [:]
-        #expect(errors["http_status"] == 20)
-        #expect(errors["timeout"] == 10)
+        #expect(errors == ["http_status": 20, "timeout": 10, "invalid_file": 10, "decryption": 10])
         let statuses = rep["http_status"] as? [String: Int] ?? [:]
         #expect(statuses["404"] == 20)
+        #expect(statuses["200"] == 770, "the rejected files were served as 200")
+        let byFile = rep["requests_by_file"] as? [String: [String: Int]] ?? [:]
+        #expect(
+            byFile["standard"] == ["ok": 150, "http_status": 20, "timeout": 10, "invalid_file": 10, "decryption": 10]
+        )
+        let rejected = try fleet(
+            server,
+            ["--profile", dir + "/fast.json", "--fail-if", "errors.invalid_file>0"],
+            cwd: dir
+        )
+        #expect(rejected.code == 1, "\(rejected.stderr)")
 
         // --fail-if sets the exit code
         let failing = try fleet(server, ["--profile", dir + "/fast.json", "--fail-if", "fell_back>0"], cwd: dir)

@@ -178,6 +178,9 @@ struct ProvisioningTests {
         #expect(phone.fetched.map(\.url) == [initialURL])  // nothing half-applied, nothing else fetched
         #expect(phone.flash.parameters.isEmpty)
         #expect(phone.flash.savedFiles.isEmpty)
+        // Delivered whole but rejected: the fleet counts it as a failed request of this class.
+        #expect(phone.rejections.map(\.target) == [.file(.initial)])
+        #expect(phone.rejections.map(\.why) == [.invalidFile])
     }
 
     @Test func malformedInitialFileFallsBackToTheSavedOne() throws {
@@ -190,6 +193,7 @@ struct ProvisioningTests {
         #expect(report.files[.initial]?.outcome == .fellBack)
         #expect(report.files[.standard]?.outcome == .downloaded)
         #expect(phone.effective("SIP_AUTHID_1")! == ("std", .standard))
+        #expect(phone.rejections.map(\.target) == [.file(.initial)], "the first boot's good files are not rejected")
     }
 
     @Test func deviceFileAloneAtTheProvisioningURL() throws {

@@ -130,6 +130,8 @@ struct SecureProvisioningTests {
         let reportMaybe = phone.powerOn()
         #expect(reportMaybe?.files[.product]?.outcome == .fellBack)
         #expect(phone.events(kind: "invalid-file").last?.fields["decryption"] != nil)
+        #expect(phone.rejections.map(\.target) == [.file(.product)])
+        #expect(phone.rejections.map(\.why) == [.decryption])
         #expect(phone.effective("SIP_RGSTR_ADDR_1")! == ("prod.enc", .product))
     }
 
@@ -187,6 +189,8 @@ struct SecureProvisioningTests {
         #expect(phone.fetched.last?.extraCAPEM == Array(pem.utf8))
         #expect(phone.flash.rootCertificates.keys.sorted() == [1])
         #expect(phone.events(kind: "certificate").contains { $0.message.contains("not a PEM certificate") })
+        #expect(phone.rejections.map(\.target) == [.rootCertificate(slot: 2)])
+        #expect(phone.rejections.map(\.why) == [.invalidFile])
         // a failed certificate download arms the retry timer
         #expect(phone.machine.timers[.retry] != nil)
     }
