@@ -176,8 +176,12 @@ struct ExportDocument: Codable, Hashable {
         }
         identity = try c.decode(IdentityJSON.self, forKey: .identity)
         bootCount = try c.decode(Int.self, forKey: .bootCount)
-        guard bootCount >= 0 else {
-            throw DecodingError.dataCorruptedError(forKey: .bootCount, in: c, debugDescription: "must be 0 or more")
+        guard (0...FlashSnapshot.maxBootCount).contains(bootCount) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .bootCount,
+                in: c,
+                debugDescription: "must be 0...\(FlashSnapshot.maxBootCount)"
+            )
         }
         savedFiles = try c.decode([String: SavedFileJSON].self, forKey: .savedFiles)
         try Self.requireKeys(savedFiles, at: .savedFiles, in: c, "a file kind", FileKind.allCases.map(\.rawValue))

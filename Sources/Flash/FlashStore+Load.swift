@@ -19,6 +19,9 @@ extension FlashStore {
             (row) throws(FlashError) in bootCount = try row.int(0)
         }
         guard let bootCount else { throw FlashError.corrupt(path, "table state has no row") }
+        guard (0...FlashSnapshot.maxBootCount).contains(bootCount) else {
+            throw FlashError.corrupt(path, "the boot count \(bootCount) is outside 0...\(FlashSnapshot.maxBootCount)")
+        }
         snapshot.bootCount = bootCount
         try connection.query("SELECT kind, url, body, saved_at FROM saved_files", table: "saved_files") {
             (row) throws(FlashError) in

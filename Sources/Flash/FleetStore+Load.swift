@@ -28,16 +28,31 @@ extension FleetStore {
             (row) throws(FlashError) in bootCount = try row.int(0)
         }
         guard let bootCount else { throw Self.damaged(path, "table state has no row for the phone \(mac)") }
+        guard (0...FlashSnapshot.maxBootCount).contains(bootCount) else {
+            throw Self.damaged(
+                path,
+                "the phone \(mac)'s boot count \(bootCount) is outside 0...\(FlashSnapshot.maxBootCount)"
+            )
+        }
         snapshot.bootCount = bootCount
         try connection.query(
             fileSchema == 1
                 ? "SELECT kind, url, body, saved_at FROM saved_files WHERE mac = ?1"
-                : "SELECT s.kind, s.url, b.body, s.saved_at FROM saved_files s JOIN bodies b ON b.id = s.body_id "
-                    + "WHERE s.mac = ?1",
+                // An outer join: a saved file whose body is gone is damage to report, not a file to leave out.
+                : "SELECT s.kind, s.url, b.body, s.saved_at, s.body_id FROM saved_files s "
+                    + "LEFT JOIN bodies b ON b.id = s.body_id WHERE s.mac = ?1",
             table: "saved_files",
             cached: true,
             key
         ) { (row) throws(FlashError) in
+            if fileSchema != 1 && row.isNull(2) {
+                let kind = (try? row.text(0)) ?? "?"
+                let body = (try? row.int64(4)).map(String.init) ?? "NULL"
+                throw Self.damaged(
+                    path,
+                    "the phone \(mac)'s saved \(kind) file refers to body \(body), which table bodies does not hold"
+                )
+            }
             let file = SavedFile(
                 kind: try row.value(FileKind.self, 0),
                 url: try row.text(1),

@@ -338,6 +338,9 @@ struct Row {
 
     func int(_ column: Int32) throws(FlashError) -> Int { Int(try int64(column)) }
 
+    /// Whether the column is NULL (an outer join that found no row).
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(handle, column) == SQLITE_NULL }
+
     func text(_ column: Int32) throws(FlashError) -> String {
         guard sqlite3_column_type(handle, column) == SQLITE_TEXT else { throw wrongType(column, "text") }
         return rawText(column)

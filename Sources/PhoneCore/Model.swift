@@ -327,8 +327,11 @@ public struct LogEntry: Hashable, Sendable {
 /// Everything a phone keeps in flash, as loaded at power-on (ARCHITECTURE rule 5).
 public struct FlashSnapshot: Hashable, Sendable {
     public var identity: Identity
-    /// How many times this flash has been powered on before.
+    /// How many times this flash has been powered on before, 0...`maxBootCount`.
     public var bootCount: Int
+    /// The most boots a flash records (68 years of a boot a second); a larger count is a damaged flash, and a boot
+    /// at this count stays at it rather than overflow.
+    public static let maxBootCount = Int(Int32.max)
     public var savedFiles: [FileKind: SavedFile]
     /// The effective configuration last applied (the "saved configuration"), every non-factory value.
     public var parameters: ParameterTable

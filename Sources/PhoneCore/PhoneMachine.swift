@@ -483,7 +483,7 @@ public struct PhoneMachine: Sendable {
     // MARK: Power-on and cycles
 
     private mutating func powerOn(_ step: inout Step) {
-        flash.bootCount += 1
+        flash.bootCount = min(flash.bootCount, FlashSnapshot.maxBootCount - 1) + 1
         step.boot = flash.bootCount
         step.changes.bootCount = flash.bootCount
         bootedAt = step.now

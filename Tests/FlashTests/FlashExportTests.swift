@@ -278,6 +278,11 @@ struct FlashExportTests {
             ["at bootCount: expected an integer"]
         ),
         (
+            "a boot count no boot could add one to",
+            { $0.replacingOccurrences(of: "\"bootCount\" : 7", with: "\"bootCount\" : 9223372036854775807") },
+            ["at bootCount", "must be 0...2147483647"]
+        ),
+        (
             "a slot outside 1...3",
             {
                 $0.replacingOccurrences(

@@ -14,6 +14,23 @@ struct FlashStoreTests {
         path = directory.file("phone.flash")
     }
 
+    /// A boot count no boot could add one to (a hand-edited image, an import) is damage, reported at load.
+    @Test func aBootCountOutOfRangeIsDamageNotACrash() throws {
+        try FlashStore.create(at: path, identity: testIdentity).close()
+        for count in [Int64(FlashSnapshot.maxBootCount) + 1, Int64.max] {
+            try rawSQL(path, "UPDATE state SET boot_count = \(count)")
+            expectFlashError(.corrupt, path: path, mentioning: ["boot count \(count)", "outside"]) {
+                let store = try FlashStore.open(at: path)
+                defer { store.close() }
+                _ = try store.load()
+            }
+        }
+        try rawSQL(path, "UPDATE state SET boot_count = \(FlashSnapshot.maxBootCount)")
+        let store = try FlashStore.open(at: path)
+        defer { store.close() }
+        #expect(try store.load().bootCount == FlashSnapshot.maxBootCount)
+    }
+
     @Test func newImageHoldsIdentityAndNothingElse() throws {
         let store = try FlashStore.create(at: path, identity: testIdentity)
         #expect(store.path == path)

@@ -837,6 +837,33 @@ struct FleetStoreTests {
         #expect(!FileManager.default.fileExists(atPath: missing))
     }
 
+    /// Damage a phone's rows can hold: each is reported naming the phone, never read as a smaller truth (a saved
+    /// file left out of the image) or a crash (a boot count the next boot cannot add one to).
+    @Test func aPhoneWhoseRowsAreDamagedIsReportedNotReadAsLess() throws {
+        let store = try FleetStore.openOrCreate(at: path)
+        try store.phone(testIdentity).apply(everyPartChanges(boot: 1))
+        try store.flush()
+        store.close()
+        try rawSQL(path, "UPDATE saved_files SET body_id = 99999 WHERE kind = 'product'")
+        expectFlashError(.corrupt, path: path, mentioning: [testMAC.upper, "product", "99999", "bodies"]) {
+            let reopened = try FleetStore.open(at: path, readOnly: true)
+            defer { reopened.close() }
+            try reopened.extract(mac: testMAC, to: directory.file("lost.flash"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory.file("lost.flash")))
+
+        try rawSQL(path, "UPDATE saved_files SET body_id = (SELECT min(id) FROM bodies)")
+        for count in [Int64(FlashSnapshot.maxBootCount) + 1, Int64.max] {
+            try rawSQL(path, "UPDATE state SET boot_count = \(count)")
+            expectFlashError(.corrupt, path: path, mentioning: [testMAC.upper, "boot count \(count)"]) {
+                let reopened = try FleetStore.open(at: path, readOnly: true)
+                defer { reopened.close() }
+                try reopened.extract(mac: testMAC, to: directory.file("count-\(count).flash"))
+            }
+            #expect(!FileManager.default.fileExists(atPath: directory.file("count-\(count).flash")))
+        }
+    }
+
     @Test func aDamagedMACInTheStoreIsReportedNotGuessed() throws {
         try FleetStore.openOrCreate(at: path).close()
         try rawSQL(path, "INSERT INTO identity VALUES ('nonsense', 'm', 'f', 0)")

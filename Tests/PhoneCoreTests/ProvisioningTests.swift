@@ -217,6 +217,18 @@ struct ProvisioningTests {
         #expect(report.outcome == .provisioned)
     }
 
+    @Test func aBootAtTheLargestBootCountStaysThereRatherThanOverflow() throws {
+        var flash = SimulatedPhone().flash
+        flash.bootCount = FlashSnapshot.maxBootCount
+        var phone = SimulatedPhone(flash: flash, discovery: DiscoveryOptions(provisioningURL: base))
+        phone.powerOn()
+        #expect(phone.flash.bootCount == FlashSnapshot.maxBootCount)
+        flash.bootCount = Int.max  // no loader gives this, and the machine must not trap on it either
+        phone = SimulatedPhone(flash: flash, discovery: DiscoveryOptions(provisioningURL: base))
+        phone.powerOn()
+        #expect(phone.flash.bootCount == FlashSnapshot.maxBootCount)
+    }
+
     @Test func provisionDisabled() throws {
         var flash = SimulatedPhone().flash
         flash.parameters["PROVISION_ENABLE"] = Parameter(name: "PROVISION_ENABLE", value: "N", source: .local)
