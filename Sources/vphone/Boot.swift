@@ -94,9 +94,14 @@ struct Boot: AsyncParsableCommand {
     var replay: String?
 
     func validate() throws {
+        if let duration, let problem = duration.problem {
+            throw ValidationError("--duration \(duration.text): \(problem)")
+        }
         if replay == nil { try location.requireGiven() }
         guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
-            throw ValidationError("--time-scale must be a positive number (e.g. 60 or 10080), got \(timeScale)")
+            throw ValidationError(
+                "--time-scale must be a positive number up to 1e9 (e.g. 60 or 10080), got \(timeScale)"
+            )
         }
         let macros = MacroContext(mac: location.mac ?? MAC(value: 0), model: "KX-UTG300", firmware: "0")
         for (flag, value) in [

@@ -103,6 +103,9 @@ struct FleetCommand: AsyncParsableCommand {
         if let shard, let problem = shard.problem { throw ValidationError("--shard \(shard.text): \(problem)") }
         if let ramp, let problem = ramp.problem { throw ValidationError("--ramp \(ramp.text): \(problem)") }
         if let rate, let problem = rate.problem { throw ValidationError("--rate \(rate.text): \(problem)") }
+        if let duration, let problem = duration.problem {
+            throw ValidationError("--duration \(duration.text): \(problem)")
+        }
         if let jitter, let problem = jitter.problem(max: 1, of: "a timer's delay") {
             throw ValidationError("--jitter \(jitter.text): \(problem)")
         }

@@ -143,9 +143,13 @@ func wallClock() -> PhoneTime {
     PhoneTime(millisecondsSinceEpoch: Int64(Date().timeIntervalSince1970 * 1000))
 }
 
-/// `90s`, `10m`, `2h`, `7d`, `1w` (or a bare number of seconds) as milliseconds.
+/// `90s`, `10m`, `2h`, `7d`, `1w` (or a bare number of seconds) as milliseconds; the range is checked by the
+/// commands' `validate()` (`problem`), which can say why.
 struct DurationArgument: ExpressibleByArgument {
     var milliseconds: Int64
+    var text: String
+    /// A hundred years: as far as a phone's clock is run, and far from overflowing its time.
+    static let maxMilliseconds: Int64 = 36_525 * 86_400_000
     init?(argument: String) {
         let units: [Character: Int64] = ["s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000]
         var text = argument
@@ -154,8 +158,16 @@ struct DurationArgument: ExpressibleByArgument {
             unit = u
             text.removeLast()
         }
-        guard let v = Double(text), v > 0, v.isFinite else { return nil }
-        milliseconds = Int64(v * Double(unit))
+        guard let v = Double(text), v.isFinite else { return nil }
+        let ms = v * Double(unit)
+        // Out of range is kept as a sentinel for `problem` (a Double past Int64 cannot be converted).
+        milliseconds = ms > 0 && ms <= Double(Self.maxMilliseconds) ? Int64(ms) : (ms > 0 ? Int64.max : 0)
+        self.text = argument
+    }
+    var problem: String? {
+        if milliseconds <= 0 { return "must be more than 0 (e.g. 90s, 10m, 2h, 7d)" }
+        if milliseconds > Self.maxMilliseconds { return "must be at most 100 years (36525d)" }
+        return nil
     }
     static var defaultValueDescription: String { "a duration like 90s, 10m, 2h, 7d" }
 }

@@ -15,6 +15,14 @@ struct CommandLineTests {
         (["boot", "--mac", mac, "--log-format", "xml", "--once"], "log-format"),
         (["boot", "--once"], "--mac"),
         (["boot", "--mac", mac, "--no-such-flag"], "no-such-flag"),
+        // A duration past Int64 milliseconds trapped in parsing; one just inside it, when added to the clock.
+        (
+            ["boot", "--mac", mac, "--duration", "99999999999999999999d"],
+            "--duration 99999999999999999999d: must be at most"
+        ),
+        (["boot", "--mac", mac, "--duration", "106751991167d"], "must be at most 100 years"),
+        (["boot", "--mac", mac, "--duration=-5s"], "--duration -5s: must be more than 0"),
+        (["boot", "--mac", mac, "--time-scale", "1e12"], "up to 1e9"),
     ]
 
     @Test(arguments: badCommandLines)

@@ -184,6 +184,7 @@ struct FleetTests {
             (fleet + ["--mac-start", "FFFFFFFFFFFE"], "runs past FFFFFFFFFFFF, the last MAC: start at FFFFFFFFFFFB"),
             (fleet + ["--ramp", "0/s"], "--ramp 0/s: must be more than 0 phones a second"),
             (fleet + ["--jitter", "150%"], "--jitter 150%: must be 0% to 100%"),
+            (fleet + ["--duration", "106751991167d"], "--duration 106751991167d: must be at most 100 years"),
             // Outputs are written when the run ends: refused now rather than lost then.
             (fleet + ["--report", "missing/r.json"], "the directory missing does not exist"),
             (fleet + ["--csv", "reports"], "--csv reports is a directory"),
