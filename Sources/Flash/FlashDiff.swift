@@ -149,7 +149,10 @@ public struct FlashDiff: Hashable, Sendable {
         }
         if a.bootCount != b.bootCount { diff.bootCount = BootCountDifference(a: a.bootCount, b: b.bootCount) }
 
-        func shown(_ name: String, _ value: String) -> String { isSecret(name) && !value.isEmpty ? "********" : value }
+        // As an export masks them: a secret's value, and the credentials of a URL (a file path with user:password@).
+        func shown(_ name: String, _ value: String) -> String {
+            SecretRedaction.redact(value: value, name: name, isSecret: isSecret) ?? value
+        }
         for name in Set(a.parameters.keys).union(b.parameters.keys).sorted()
         where a.parameters[name] != b.parameters[name] {
             func side(_ p: Parameter?) -> ParameterSide? {

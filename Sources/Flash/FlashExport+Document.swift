@@ -73,7 +73,7 @@ struct ExportDocument: Codable, Hashable {
         for (slot, certificate) in snapshot.rootCertificates {
             rootCertificates[String(slot)] = RootCertificateJSON(certificate, hide: hide)
         }
-        self.events = events.map(EventJSON.init)
+        self.events = events.map { EventJSON($0, hide: hide) }
     }
 
     // MARK: Back to a snapshot
@@ -524,13 +524,16 @@ struct EventJSON: Codable, Hashable {
 
     static let levels = ["debug", "info", "warning", "error"]
 
-    init(_ entry: LogEntry) {
-        at = ExportTime(entry.at)
-        boot = entry.boot
-        level = entry.level.rawValue
-        kind = entry.kind
-        message = entry.message
-        fields = entry.fields.isEmpty ? nil : entry.fields
+    /// With `hide`, URL credentials quoted in the message or a field become `***` (an event written before the
+    /// phone masked them, or by another tool).
+    init(_ entry: LogEntry, hide: Bool = false) {
+        let shown = hide ? entry.withURLCredentialsMasked : entry
+        at = ExportTime(shown.at)
+        boot = shown.boot
+        level = shown.level.rawValue
+        kind = shown.kind
+        message = shown.message
+        fields = shown.fields.isEmpty ? nil : shown.fields
     }
 
     init(from decoder: any Decoder) throws {

@@ -194,3 +194,14 @@ enum SecretRedaction {
         return nil
     }
 }
+
+extension LogEntry {
+    /// The entry with the credentials of every URL quoted in its message or fields replaced by `***`: how a masked
+    /// export and `vphone events` show it (an event written before the phone masked them, or by another tool).
+    public var withURLCredentialsMasked: LogEntry {
+        var out = self
+        out.message = SecretRedaction.redactURLCredentials(in: message)
+        out.fields = fields.mapValues { SecretRedaction.redactURLCredentials(in: $0) }
+        return out
+    }
+}

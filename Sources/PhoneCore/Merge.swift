@@ -520,7 +520,8 @@ public enum LocalEditRule {
         var params = snapshot.parameters
         params[name] = Parameter(name: name, value: value, source: .local)
         changes.parameters = params
-        let shown = profile.isSecret(name) ? "********" : value
+        // The event log is never a place for secrets: a secret's value, or a URL's credentials, are masked.
+        let shown = profile.isSecret(name) ? "********" : redactURL(value)
         changes.events = [
             LogEntry(
                 at: now,

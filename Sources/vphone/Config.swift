@@ -26,7 +26,7 @@ struct Config: ParsableCommand {
         @Flag(help: "Print only parameters not at their factory default.")
         var changed = false
 
-        @Flag(help: "Print secrets (passwords, the file key) in clear instead of ********.")
+        @Flag(help: "Print secrets (passwords, the file key, a URL's user:password@) in clear instead of masked.")
         var revealSecrets = false
 
         func validate() throws { try location.requireGiven() }
@@ -37,8 +37,10 @@ struct Config: ParsableCommand {
             let snapshot = try loadSnapshot(store)
             var rows = ConfigView.effective(profile: profile, snapshot: snapshot)
             if changed { rows.removeAll { $0.source == .factory } }
+            // A secret's value, and the credentials in a URL (user:password@), unless --reveal-secrets.
             func shown(_ r: EffectiveValue) -> String {
-                r.secret && !r.value.isEmpty && !revealSecrets ? "********" : r.value
+                if revealSecrets { return r.value }
+                return r.secret && !r.value.isEmpty ? "********" : redactURL(r.value)
             }
             if json {
                 var object: [String: [String: String]] = [:]

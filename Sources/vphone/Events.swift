@@ -42,7 +42,8 @@ struct Events: ParsableCommand {
         let entries: [LogEntry]
         do {
             if timeline { try store.integrityCheck() }
-            entries = try store.events(boot: boot, limit: last)
+            // No secret reaches the terminal: an old event may quote a URL with its credentials.
+            entries = try store.events(boot: boot, limit: last).map(\.withURLCredentialsMasked)
         } catch {
             fail("\(error)")
             throw Exit.data

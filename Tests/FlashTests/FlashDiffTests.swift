@@ -64,19 +64,28 @@ struct FlashDiffTests {
         parameters["DISPLAY_NAME_1"]?.source = .local  // source changed
         parameters["SIP_PASS_1"]?.value = "another-password-99"  // a secret changed
         parameters["SIP_PASS_3"] = Parameter(name: "SIP_PASS_3", value: "third-password-98", source: .standard)
+        // A URL's credentials are a secret too, whatever the parameter's name.
+        parameters["CFG_STANDARD_FILE_PATH"] = Parameter(
+            name: "CFG_STANDARD_FILE_PATH",
+            value: "http://alice:url-password-97@prov.test/Config{MAC}.cfg",
+            source: .initial
+        )
         change.parameters = parameters
         let (a, b) = try pair(change)
         let d = diff(a, b)
         #expect(
             d.parameters.map(\.name) == [
-                "CFG_RESYNC_TIME", "DISPLAY_NAME_1", "NTP_ADDR", "SIP_AUTHID_1", "SIP_PASS_1", "SIP_PASS_3",
+                "CFG_RESYNC_TIME", "CFG_STANDARD_FILE_PATH", "DISPLAY_NAME_1", "NTP_ADDR", "SIP_AUTHID_1",
+                "SIP_PASS_1", "SIP_PASS_3",
             ]
         )
-        #expect(d.parameters.map(\.change) == [.removed, .changed, .added, .changed, .changed, .added])
+        #expect(d.parameters.map(\.change) == [.removed, .added, .changed, .added, .changed, .changed, .added])
+        let url = try #require(d.parameters.first { $0.name == "CFG_STANDARD_FILE_PATH" })
+        #expect(url.b?.value == "http://***@prov.test/Config{MAC}.cfg")
         let pass = try #require(d.parameters.first { $0.name == "SIP_PASS_1" })
         #expect(pass.secret)
         #expect(pass.a?.value == "********" && pass.b?.value == "********")
-        #expect(d.count == 6)
+        #expect(d.count == 7)
         let lines = d.text.split(separator: "\n").map(String.init)
         #expect(lines.contains("- parameter CFG_RESYNC_TIME: \"\" (local) (only in A)"))
         #expect(
@@ -96,7 +105,7 @@ struct FlashDiffTests {
             )
         )
         for shown in [d.text, text(d.json)] {
-            for secret in ["param-password-33", "another-password-99", "third-password-98"] {
+            for secret in ["param-password-33", "another-password-99", "third-password-98", "url-password-97"] {
                 #expect(!shown.contains(secret))
             }
         }

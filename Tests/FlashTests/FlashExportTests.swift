@@ -92,6 +92,26 @@ struct FlashExportTests {
         #expect(third == first)
     }
 
+    /// An event quoting a URL with its credentials (written before the phone masked them) is masked in a default
+    /// export, as the image's other URLs are, and kept with --include-secrets.
+    @Test func eventsQuotingURLCredentialsAreMaskedUnlessSecretsAreIncluded() throws {
+        let event = LogEntry(
+            at: PhoneTime(millisecondsSinceEpoch: 1_000),
+            boot: 1,
+            level: .info,
+            kind: "local-edit",
+            message: "local edit: USR_PROV_SVR_URL = \"http://carol:CarolPw9@prov.test/\"",
+            fields: ["url": "ftp://dave:DavePw8@prov.test/x.cfg"]
+        )
+        let snapshot = FlashSnapshot(identity: testIdentity, bootCount: 1)
+        let masked = text(FlashExport(snapshot: snapshot, events: [event], includeSecrets: false) { _ in false }.json)
+        #expect(!masked.contains("CarolPw9") && !masked.contains("DavePw8"))
+        #expect(masked.contains("http://***@prov.test/") && masked.contains("ftp://***@prov.test/x.cfg"))
+        let full = text(FlashExport(snapshot: snapshot, events: [event], includeSecrets: true) { _ in false }.json)
+        #expect(full.contains("CarolPw9") && full.contains("DavePw8"))
+        #expect(event.withURLCredentialsMasked.message == "local edit: USR_PROV_SVR_URL = \"http://***@prov.test/\"")
+    }
+
     @Test func aFreshImageRoundTripsToo() throws {
         let store = try FlashStore.create(at: directory.file("fresh.flash"), identity: testIdentity)
         let first = try store.exportJSON(includeSecrets: false, isSecret: utg300.isSecret)

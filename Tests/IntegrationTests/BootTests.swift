@@ -93,6 +93,29 @@ struct BootTests {
         #expect(config.values.allSatisfy { $0.source == "factory" })
     }
 
+    /// A URL's user:password@ is a secret wherever the CLI shows a value: config show, events, flash diff and a
+    /// default export mask it; --reveal-secrets shows it.
+    @Test func urlCredentialsInALocalEditAreMaskedEverywhereTheyAreShown() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-boot")
+        let port = NginxServer.freePort()
+        _ = try vphone(["boot", "--mac", mac, "--prov-url", "http://127.0.0.1:\(port)/", "--once"], cwd: dir)
+        let flash = dir + "/Storage/\(mac).flash"
+        try FileManager.default.copyItem(atPath: flash, toPath: dir + "/before.flash")
+        let url = "http://carol:CarolPw9@127.0.0.1:\(port)/"
+        #expect(try vphone(["config", "set", "USR_PROV_SVR_URL", url, "--flash", flash], cwd: dir).code == 0)
+        for args in [
+            ["config", "show", "--flash", flash], ["config", "show", "--flash", flash, "--json"],
+            ["events", flash], ["events", flash, "--json"], ["flash", "export", flash, "--to", "-"],
+            ["flash", "diff", dir + "/before.flash", flash],
+        ] {
+            let r = try vphone(args, cwd: dir)
+            #expect(!r.stdout.contains("CarolPw9") && !r.stderr.contains("CarolPw9"), "\(args): \(r.stdout)")
+            #expect(r.stdout.contains("***@127.0.0.1:\(port)"), "\(args): \(r.stdout)")  // JSON escapes the slashes
+        }
+        let revealed = try vphone(["config", "show", "--flash", flash, "--reveal-secrets"], cwd: dir)
+        #expect(revealed.stdout.contains(url))
+    }
+
     @Test func localEditWithAndWithoutBangPerm() throws {
         let server = try ProvServer()
         let dir = try makeTemporaryDirectory(prefix: "vphone-boot")

@@ -71,6 +71,10 @@ struct LocalEditTests {
         phone.send(.localEdit(name: "SIP_PASS_1", value: "hunter2"))
         #expect(phone.flash.localEdits["SIP_PASS_1"]?.value == "hunter2")
         #expect(!phone.events.contains { $0.message.contains("hunter2") || $0.fields.values.contains("hunter2") })
+        // Nor a URL's credentials: the edit is kept whole, its event shows ***@.
+        phone.send(.localEdit(name: "USR_PROV_SVR_URL", value: "http://carol:CarolPw9@prov.test/"))
+        #expect(phone.flash.localEdits["USR_PROV_SVR_URL"]?.value == "http://carol:CarolPw9@prov.test/")
+        #expect(phone.events.last?.message == "local edit: USR_PROV_SVR_URL = \"http://***@prov.test/\"")
     }
 }
 
