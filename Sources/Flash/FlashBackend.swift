@@ -9,6 +9,13 @@ public protocol FlashBackend: AnyObject {
     func events(boot: Int?, limit: Int?) throws(FlashError) -> [LogEntry]
     func factoryReset(event: LogEntry) throws(FlashError)
     func close()
+    /// Whether something else wrote this flash since the last call (an image file another process edits); the
+    /// first call only takes note. False for a flash nothing else can write.
+    func changedElsewhere() throws(FlashError) -> Bool
+}
+
+extension FlashBackend {
+    public func changedElsewhere() throws(FlashError) -> Bool { false }
 }
 
 extension FlashStore: FlashBackend {}

@@ -31,6 +31,9 @@ public final class FlashStore {
     let isReadOnly: Bool
     /// `maxEvents`, lowered by tests.
     var eventLimit = FlashStore.maxEvents
+    /// `PRAGMA data_version` when `changedElsewhere` last looked (nil: not yet): another connection's commit
+    /// changes it, this connection's own do not.
+    private var seenDataVersion: Int64?
 
     private init(connection: SQLiteConnection, readOnly: Bool) {
         self.path = connection.path
@@ -39,6 +42,17 @@ public final class FlashStore {
     }
 
     deinit { connection.close() }
+
+    /// Whether another process (another connection: `vphone config set` beside a running phone) has written the
+    /// image since this was last asked; the first call only takes note. One `PRAGMA`, no table read.
+    public func changedElsewhere() throws(FlashError) -> Bool {
+        var version: Int64 = 0
+        try connection.query("PRAGMA data_version", table: "(header)", cached: true) { (row) throws(FlashError) in
+            version = try row.int64(0)
+        }
+        defer { seenDataVersion = version }
+        return seenDataVersion.map { $0 != version } ?? false
+    }
 
     // MARK: - Opening
 

@@ -99,6 +99,7 @@ public actor PhoneRuntime {
     /// down first).
     @discardableResult
     public func powerOn() async -> CycleReport? {
+        _ = try? store.changedElsewhere()  // takes note: the machine's flash is the one loaded for this power-on
         deliver(.powerOn)
         return await nextCycleReport()
     }
@@ -147,6 +148,14 @@ public actor PhoneRuntime {
         }
     }
 
+    /// Reloads local edits when another process wrote the flash (`vphone config set` beside this phone) since the
+    /// phone last looked; called before any event that may start a cycle, and when the phone powers on (to take
+    /// note). A flash nothing else writes answers at once.
+    private func pickUpLocalEditsMadeElsewhere() {
+        guard (try? store.changedElsewhere()) == true else { return }
+        reloadLocalEdits()
+    }
+
     /// Reloads local edits from flash (another process may have written them) before the next cycle.
     public func reloadLocalEdits() {
         guard !stopped else { return }
@@ -181,6 +190,13 @@ public actor PhoneRuntime {
     @discardableResult
     private func deliver(_ event: PhoneEvent) -> [PhoneAction] {
         guard !stopped else { return [] }
+        switch event {
+        case .resyncRequested, .timerFired, .sipNotify:
+            // A cycle may start: it must merge the local edits in flash now, made by another process too.
+            pickUpLocalEditsMadeElsewhere()
+        default:
+            break
+        }
         if event == .powerOn { due = [:] }  // timers do not survive a power cycle
         if case .timerFired(let kind) = event { due[kind] = nil }
         let actions = machine.handle(event, at: clock.now())

@@ -99,7 +99,7 @@ struct Config: ParsableCommand {
                 fail("\(error)")
                 throw Exit.data
             }
-            let shown = profile.isSecret(name) ? "********" : value
+            let shown = profile.isSecret(name) ? "********" : redactURL(value)
             print("\(name) = \"\(shown)\" (local edit)")
         }
     }

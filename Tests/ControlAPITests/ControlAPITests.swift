@@ -1,4 +1,5 @@
 import ControlAPI
+import Flash
 import Foundation
 import PhoneCore
 import PhoneRuntime
@@ -36,6 +37,33 @@ struct ControlAPITests {
             let next = s["next_timer"] as? [String: Any] ?? [:]
             #expect(next["kind"] as? String == "cyclic")
             #expect((s["timers"] as? [String: String])?["cyclic"] == next["at"] as? String)
+        }
+    }
+
+    /// `vphone config set` beside the running phone (another connection to its image): the next cycle merges that
+    /// edit, as it merges the API's own, instead of writing the provisioned value over it.
+    @Test func aLocalEditMadeByAnotherProcessIsInForceFromTheNextCycle() async throws {
+        try await withPhone { phone in
+            let path = phone.phone.directory + "/\(testMAC).flash"
+            let other = try FlashStore.open(at: path)
+            let changes = try LocalEditRule.apply(
+                name: "NTP_ADDR",
+                value: "ntp.edited.elsewhere",
+                snapshot: try other.load(),
+                profile: TestProfiles.utg300,
+                at: PhoneTime(millisecondsSinceEpoch: 1_800_000_000_000)
+            )
+            try other.apply(changes)
+            other.close()
+            let resync = try await http("POST", phone.base + "/resync")
+            #expect(resync.status == 200)
+            let c = try await http("GET", phone.base + "/config").object as? [String: [String: String]] ?? [:]
+            #expect(c["NTP_ADDR"] == ["value": "ntp.edited.elsewhere", "source": "local"])
+            let after = try FlashStore.open(at: path, readOnly: true)
+            defer { after.close() }
+            let saved = try after.load()
+            #expect(saved.parameters["NTP_ADDR"]?.value == "ntp.edited.elsewhere")
+            #expect(saved.localEdits["NTP_ADDR"]?.value == "ntp.edited.elsewhere")
         }
     }
 
