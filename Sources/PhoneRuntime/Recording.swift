@@ -88,7 +88,69 @@ public enum Recording {
                 message: "recording \(path) has format \"\(manifest.format)\"; this vphone reads \"\(format)\""
             )
         }
+        // Every body is judged before the replay starts: a bad name is a bad recording, not a failed download.
+        for exchange in manifest.exchanges {
+            _ = try bodyPath(of: exchange, in: dir)
+        }
         return manifest
+    }
+
+    /// The real path of the body of `exchange`, or nil when the recording has no such file.
+    /// - Throws: `RecordingError` naming `recording.json`, the exchange and the body when the body's name is absolute
+    ///   or leads outside `dir`.
+    public static func bodyPath(of exchange: Exchange, in dir: String) throws(RecordingError) -> String? {
+        guard let name = exchange.body else { return nil }
+        return try file(
+            name,
+            in: dir,
+            what: "recording \(dir)/recording.json: exchange \(exchange.seq) (\(exchange.url)): body"
+        )
+    }
+
+    /// The real path of the recorded flash image (`flash.flash`), or nil when the recording has none (a recording of
+    /// a phone's very first boot).
+    /// - Throws: `RecordingError` when `flash.flash` is a symbolic link out of `dir`.
+    public static func flashPath(in dir: String) throws(RecordingError) -> String? {
+        try file("flash.flash", in: dir, what: "recording \(dir): flash image")
+    }
+
+    /// The real path of `name`, a file the recording `dir` holds, or nil when there is none.
+    ///
+    /// Recordings are shared: one naming `../../../etc/passwd`, `/etc/shadow` or a symbolic link out of its
+    /// directory would copy that file into the phone's logs and flash. The name is resolved (`..` and symbolic links)
+    /// and compared with the real path of `dir`, as `vphone serve` does with request paths; the caller reads the
+    /// resolved path, so a link swapped in afterwards is not followed.
+    /// - Throws: `RecordingError` (`what`, the name, why) when `name` is absolute or resolves outside `dir`.
+    static func file(_ name: String, in dir: String, what: String) throws(RecordingError) -> String? {
+        func refuse(_ why: String) -> RecordingError {
+            RecordingError(
+                message: "\(what) \"\(name)\" \(why); a recording names only files inside its own directory "
+                    + "(body-0001.bin): not read"
+            )
+        }
+        guard !name.hasPrefix("/") else { throw refuse("is an absolute path") }
+        guard let root = realPath(dir) else {
+            throw RecordingError(message: "recording \(dir): cannot be opened (\(String(cString: strerror(errno))))")
+        }
+        let inside = root == "/" ? root : root + "/"
+        if let real = realPath(inside + name) {
+            guard real.hasPrefix(inside) else { throw refuse("resolves to \(real), outside \(root)") }
+            return real
+        }
+        // No such file: judge the name alone, each `..` against the directories before it.
+        var depth = 0
+        for part in name.split(separator: "/") where part != "." {
+            depth += part == ".." ? -1 : 1
+            if depth < 0 { throw refuse("leads outside \(root)") }
+        }
+        return nil
+    }
+
+    /// `realpath(3)`: `path` with `.`, `..` and symbolic links resolved, or nil (errno set) when it does not exist.
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }
 
@@ -239,7 +301,13 @@ public final class ReplayTransport: Transport, @unchecked Sendable {
             let kind = FetchFailure.Kind(rawValue: f.kind) ?? .other
             return .failure(FetchFailure(kind: kind, httpStatus: f.status, message: f.message, timings: timings))
         }
-        guard let name = exchange.body, let data = FileManager.default.contents(atPath: dir + "/" + name) else {
+        let path: String?
+        do {
+            path = try Recording.bodyPath(of: exchange, in: dir)
+        } catch {
+            return .failure(FetchFailure(kind: .other, message: error.message))
+        }
+        guard let path, let data = FileManager.default.contents(atPath: path) else {
             return .failure(
                 FetchFailure(kind: .other, message: "recording \(dir): body of exchange \(exchange.seq) is missing")
             )

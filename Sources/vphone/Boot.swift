@@ -18,7 +18,7 @@ struct Boot: AsyncParsableCommand {
 
             Exit codes with --once (and after --duration: of the last cycle): 0 every configured file downloaded and \
             applied; 10 at least one file fell back to its saved copy (or had none); 11 no usable configuration at \
-            all; 64 bad command line; 65 unusable flash file or profile.
+            all; 64 bad command line; 65 unusable flash file, profile or recording.
 
             Quirks (profile "quirks"): reuseConnection (default off: a fresh connection per file), \
             overrideFromSavedCopy (default off: perm="!" overrides a local edit only when freshly downloaded), \
@@ -141,8 +141,14 @@ struct Boot: AsyncParsableCommand {
         }
         if let replay, let manifest, location.flash == nil {
             // Without --flash, a replay boots a copy of the recorded flash and never writes into the recording.
-            let recorded = replay + "/flash.flash"
-            if FileManager.default.fileExists(atPath: recorded) {
+            let recorded: String?
+            do {
+                recorded = try Recording.flashPath(in: replay)
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+            if let recorded {
                 target.flash = try scratchCopy(of: recorded, reason: "--replay")
             } else {
                 // A recording of a phone's very first boot: start from a factory-fresh flash with the recorded MAC.
