@@ -86,4 +86,91 @@ struct RecordingTests {
         let r = try vphone(["boot", "--replay", recording, "--flash", dir + "/phone.flash"], cwd: dir)
         #expect(r.code == 10, "\(r.stderr)")  // the incident's outcome: its master file 404s
     }
+
+    /// `--record` into a path that cannot be a directory used to fail after the flash was made, as "cannot start
+    /// the transport: Error Domain=NSCocoaErrorDomain Code=512" and exit 70.
+    @Test func aRecordPathThatCannotBeADirectoryIsRefusedBeforeTheFlashIsMade() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-record-bad")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "a file".write(toFile: dir + "/p.txt", atomically: true, encoding: .utf8)
+        let flash = dir + "/phone.flash"
+        let r = try vphone(
+            [
+                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
+                "p.txt/sub",
+            ],
+            cwd: dir
+        )
+        #expect(r.code == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--record p.txt/sub: cannot be used (Not a directory"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: flash))
+    }
+
+    @Test(.enabled(if: getuid() != 0, "root may write into a read-only directory"))
+    func aRecordPathInAReadOnlyDirectoryIsRefusedBeforeTheFlashIsMade() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-record-ro")
+        defer {
+            chmod(dir + "/ro", 0o700)
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        try FileManager.default.createDirectory(atPath: dir + "/ro", withIntermediateDirectories: true)
+        chmod(dir + "/ro", 0o500)
+        let flash = dir + "/phone.flash"
+        let r = try vphone(
+            [
+                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
+                "ro/rec",
+            ],
+            cwd: dir
+        )
+        #expect(r.code == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--record ro/rec: cannot create ro/rec (Permission denied)"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: flash))
+    }
+
+    /// A second `--record` into the same directory used to overwrite the first recording without a word.
+    @Test func aDirectoryThatHoldsFilesIsNeverRecordedInto() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-record-full")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let recording = dir + "/rec"
+        try FileManager.default.copyItem(atPath: incident, toPath: recording)
+        let before = try Data(contentsOf: URL(fileURLWithPath: recording + "/recording.json"))
+        let flash = dir + "/phone.flash"
+        let r = try vphone(
+            [
+                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
+                recording,
+            ],
+            cwd: dir
+        )
+        #expect(r.code == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--record \(recording): already holds 4 file(s) (body-0001.bin"), "\(r.stderr)")
+        #expect(r.stderr.contains("give a new or empty directory"), "\(r.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: recording + "/recording.json")) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: recording).count == 4)
+        #expect(!FileManager.default.fileExists(atPath: flash))
+    }
+
+    /// An empty directory is taken, and made private like a new one: the recording holds the flash and its secrets.
+    @Test func anEmptyDirectoryIsRecordedIntoAndMadePrivate() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-record-empty")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let recording = dir + "/rec"
+        try FileManager.default.createDirectory(
+            atPath: recording,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755]
+        )
+        let r = try vphone(
+            [
+                "boot", "--mac", mac, "--flash", dir + "/phone.flash", "--prov-url", "http://127.0.0.1:9/", "--once",
+                "--record", recording,
+            ],
+            cwd: dir
+        )
+        #expect(r.code == 11, "\(r.stderr)")  // no server, nothing saved
+        let mode = try FileManager.default.attributesOfItem(atPath: recording)[.posixPermissions]
+        #expect(mode as? Int == 0o700)
+        #expect(FileManager.default.fileExists(atPath: recording + "/recording.json"))
+    }
 }
