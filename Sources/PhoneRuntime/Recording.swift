@@ -88,7 +88,128 @@ public enum Recording {
                 message: "recording \(path) has format \"\(manifest.format)\"; this vphone reads \"\(format)\""
             )
         }
+        // Every body is judged before the replay starts: a bad name is a bad recording, not a failed download.
+        for exchange in manifest.exchanges {
+            _ = try bodyPath(of: exchange, in: dir)
+        }
         return manifest
+    }
+
+    /// The real path of the body of `exchange`, or nil when the recording has no such file.
+    /// - Throws: `RecordingError` naming `recording.json`, the exchange and the body when the body's name is absolute
+    ///   or leads outside `dir`.
+    public static func bodyPath(of exchange: Exchange, in dir: String) throws(RecordingError) -> String? {
+        guard let name = exchange.body else { return nil }
+        return try file(
+            name,
+            in: dir,
+            what: "recording \(dir)/recording.json: exchange \(exchange.seq) (\(exchange.url)): body"
+        )
+    }
+
+    /// The real path of the recorded flash image (`flash.flash`), or nil when the recording has none (a recording of
+    /// a phone's very first boot).
+    /// - Throws: `RecordingError` when `flash.flash` is a symbolic link out of `dir`.
+    public static func flashPath(in dir: String) throws(RecordingError) -> String? {
+        try file("flash.flash", in: dir, what: "recording \(dir): flash image")
+    }
+
+    /// The real path of `name`, a file the recording `dir` holds, or nil when there is none.
+    ///
+    /// Recordings are shared: one naming `../../../etc/passwd`, `/etc/shadow` or a symbolic link out of its
+    /// directory would copy that file into the phone's logs and flash. The name is resolved (`..` and symbolic links)
+    /// and compared with the real path of `dir`, as `vphone serve` does with request paths; the caller reads the
+    /// resolved path, so a link swapped in afterwards is not followed.
+    /// - Throws: `RecordingError` (`what`, the name, why) when `name` is absolute or resolves outside `dir`.
+    static func file(_ name: String, in dir: String, what: String) throws(RecordingError) -> String? {
+        func refuse(_ why: String) -> RecordingError {
+            RecordingError(
+                message: "\(what) \"\(name)\" \(why); a recording names only files inside its own directory "
+                    + "(body-0001.bin): not read"
+            )
+        }
+        guard !name.hasPrefix("/") else { throw refuse("is an absolute path") }
+        guard let root = realPath(dir) else {
+            throw RecordingError(message: "recording \(dir): cannot be opened (\(String(cString: strerror(errno))))")
+        }
+        let inside = root == "/" ? root : root + "/"
+        if let real = realPath(inside + name) {
+            guard real.hasPrefix(inside) else { throw refuse("resolves to \(real), outside \(root)") }
+            return real
+        }
+        // No such file: judge the name alone, each `..` against the directories before it.
+        var depth = 0
+        for part in name.split(separator: "/") where part != "." {
+            depth += part == ".." ? -1 : 1
+            if depth < 0 { throw refuse("leads outside \(root)") }
+        }
+        return nil
+    }
+
+    /// Makes `dir` ready for a new recording, before anything else is written: creates it (mode 0700, with any
+    /// missing parents) or takes an existing empty directory (and makes it 0700). A directory that holds anything
+    /// is refused: a recording is never overwritten, nor mixed with other files.
+    ///
+    /// ```swift
+    /// try Recording.prepareDirectory("rec/")   // before the flash is created, so a bad path costs nothing
+    /// ```
+    /// - Throws: `RecordingError` naming `dir`, the reason (`strerror`) and what to do.
+    public static func prepareDirectory(_ dir: String) throws(RecordingError) {
+        func refuse(_ why: String) -> RecordingError { RecordingError(message: "\(dir): \(why)") }
+        func reason(_ code: Int32) -> String { String(cString: strerror(code)) }
+        guard !dir.isEmpty else {
+            throw RecordingError(message: "\"\": an empty path; give a new directory for the recording")
+        }
+        var info = stat()
+        if stat(dir, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFDIR else {
+                throw refuse("exists and is not a directory; give a new directory for the recording")
+            }
+            guard let handle = opendir(dir) else {
+                throw refuse("cannot be read (\(reason(errno))); give a new directory for the recording")
+            }
+            closedir(handle)
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            guard entries.isEmpty else {
+                let shown = entries.sorted().prefix(3).joined(separator: ", ") + (entries.count > 3 ? ", ..." : "")
+                throw refuse(
+                    "already holds \(entries.count) file(s) (\(shown)); give a new or empty directory: a recording "
+                        + "is never overwritten or mixed with other files"
+                )
+            }
+        } else {
+            let code = errno
+            guard code == ENOENT else {
+                let hint = code == ENOTDIR ? ": a part of the path is a file" : ""
+                throw refuse("cannot be used (\(reason(code))\(hint)); give a new directory for the recording")
+            }
+            // mkdir -p, the parents as a shell makes them and the recording itself private from the start.
+            let parts = dir.split(separator: "/", omittingEmptySubsequences: false)
+            let last = parts.lastIndex { !$0.isEmpty && $0 != "." } ?? 0
+            var prefix = ""
+            for (index, part) in parts.enumerated() where index <= last {
+                prefix += (index == 0 ? "" : "/") + part
+                guard !part.isEmpty, part != ".", part != ".." else { continue }
+                if mkdir(prefix, index == last ? 0o700 : 0o755) == 0 { continue }
+                let code = errno
+                guard index < last, code == EEXIST, stat(prefix, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+                    throw refuse("cannot create \(prefix) (\(reason(code))); give a directory you can create")
+                }
+            }
+        }
+        guard access(dir, W_OK | X_OK) == 0 else {
+            throw refuse("cannot create files in it (\(reason(errno))); give a directory you can write")
+        }
+        guard chmod(dir, 0o700) == 0 else {
+            throw refuse("cannot be made private, mode 0700 (\(reason(errno)))")
+        }
+    }
+
+    /// `realpath(3)`: `path` with `.`, `..` and symbolic links resolved, or nil (errno set) when it does not exist.
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }
 
@@ -99,7 +220,9 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
     private let lock = NSLock()
     private var manifest: Recording.Manifest
 
-    /// Creates `dir` (mode 0700) and copies the flash image there first.
+    /// Copies the flash image into `dir` first.
+    /// - Parameter dir: a directory made ready with `Recording.prepareDirectory` (new or empty, mode 0700).
+    /// - Throws: `RecordingError` naming the file that could not be written and why.
     public init(
         wrapping inner: any Transport,
         dir: String,
@@ -107,19 +230,20 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
         mac: MAC,
         phoneStart: PhoneTime,
         discovery: DiscoveryOptions
-    ) throws {
+    ) throws(Recording.RecordingError) {
         self.inner = inner
         self.dir = dir
-        try FileManager.default.createDirectory(
-            atPath: dir,
-            withIntermediateDirectories: true,
-            attributes: [.posixPermissions: 0o700]
-        )
         let copy = dir + "/flash.flash"
-        if FileManager.default.fileExists(atPath: copy) { try FileManager.default.removeItem(atPath: copy) }
         if FileManager.default.fileExists(atPath: flashPath) {
-            try FileManager.default.copyItem(atPath: flashPath, toPath: copy)
-            try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy)
+            do {
+                try FileManager.default.copyItem(atPath: flashPath, toPath: copy)
+                try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: copy)
+            } catch {
+                throw Recording.RecordingError(
+                    message:
+                        "recording \(dir): cannot copy the flash \(flashPath) into it: \(error.localizedDescription)"
+                )
+            }
         }
         manifest = Recording.Manifest(
             format: Recording.format,
@@ -176,10 +300,12 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
         try? write()
     }
 
-    private func write() throws {
+    private func write() throws(Recording.RecordingError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(manifest)
+        guard let data = try? encoder.encode(manifest) else {
+            throw Recording.RecordingError(message: "recording \(dir): cannot encode recording.json")
+        }
         let path = dir + "/recording.json"
         let tmp = path + ".tmp"
         guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]),
@@ -239,7 +365,13 @@ public final class ReplayTransport: Transport, @unchecked Sendable {
             let kind = FetchFailure.Kind(rawValue: f.kind) ?? .other
             return .failure(FetchFailure(kind: kind, httpStatus: f.status, message: f.message, timings: timings))
         }
-        guard let name = exchange.body, let data = FileManager.default.contents(atPath: dir + "/" + name) else {
+        let path: String?
+        do {
+            path = try Recording.bodyPath(of: exchange, in: dir)
+        } catch {
+            return .failure(FetchFailure(kind: .other, message: error.message))
+        }
+        guard let path, let data = FileManager.default.contents(atPath: path) else {
             return .failure(
                 FetchFailure(kind: .other, message: "recording \(dir): body of exchange \(exchange.seq) is missing")
             )

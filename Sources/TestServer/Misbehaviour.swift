@@ -46,7 +46,7 @@ public enum Misbehaviour: Hashable, Sendable {
         switch self {
         case .none: return "ok"
         case .status(let code): return String(code)
-        case .stall(let seconds): return seconds >= 3600 ? "stall" : "stall:\(Self.number(seconds))"
+        case .stall(let seconds): return seconds == 3600 ? "stall" : "stall:\(Self.number(seconds))"
         case .trickle(let rate): return "trickle:\(rate)"
         case .closeMidBody: return "close-mid-body"
         case .overLength: return "over-length"
@@ -79,23 +79,52 @@ public enum Misbehaviour: Hashable, Sendable {
         }
     }
 
+    /// The longest `stall:SECONDS`: a year.
+    public static let longestStall: Double = 31_536_000
+    /// The fastest `trickle:BYTES_PER_SECOND`: a gigabyte a second.
+    public static let trickleRange: ClosedRange<Int> = 1...1_000_000_000
+    /// The statuses a rule may answer with: client and server errors.
+    public static let statusRange: ClosedRange<Int> = 400...599
+
     /// Parses the right-hand side of a rule.
     /// - Throws: `RuleError` listing what is accepted.
-    public init(parsing text: String) throws(RuleError) {
+    public init(parsing text: String) throws(RuleError) { try self.init(parsing: text, rule: text) }
+
+    /// Parses `text`, the right-hand side of `rule`, which errors quote.
+    init(parsing text: String, rule: String) throws(RuleError) {
         let (word, argument) = Self.split(text)
         if argument != nil, !["stall", "trickle", "other"].contains(word) {
-            throw RuleError("\"\(text)\": \(word) takes no argument")
+            throw RuleError("\"\(rule)\": \(word) takes no argument")
         }
         switch word {
         case "ok", "none":
             self = .none
         case "stall":
-            guard let seconds = try Self.positive(argument, default: 3600, in: text) else { throw RuleError.bad(text) }
+            guard let argument else {
+                self = .stall(seconds: 3600)
+                return
+            }
+            // Checked before use: a number past UInt64 nanoseconds would crash the server at the first request.
+            guard let seconds = Double(argument), seconds > 0, seconds <= Self.longestStall else {
+                throw RuleError(
+                    "\"\(rule)\": stall:\(argument) is out of range; give the seconds to stall, more than 0 and at "
+                        + "most 31536000 (a year), e.g. stall:30 (or stall alone: an hour)"
+                )
+            }
             self = .stall(seconds: seconds)
         case "trickle":
-            guard let rate = try Self.positive(argument, default: 16, in: text), rate >= 1, rate == rate.rounded()
+            guard let argument else {
+                self = .trickle(bytesPerSecond: 16)
+                return
+            }
+            // Compared as a Double before the conversion: Int(1e30) would crash the server.
+            guard let rate = Double(argument), rate.isFinite, rate == rate.rounded(),
+                Double(Self.trickleRange.lowerBound) <= rate, rate <= Double(Self.trickleRange.upperBound)
             else {
-                throw RuleError.bad(text)
+                throw RuleError(
+                    "\"\(rule)\": trickle:\(argument) is out of range; give a whole number of bytes per second, "
+                        + "from 1 to 1000000000, e.g. trickle:16"
+                )
             }
             self = .trickle(bytesPerSecond: Int(rate))
         case "close-mid-body": self = .closeMidBody
@@ -108,14 +137,19 @@ public enum Misbehaviour: Hashable, Sendable {
         case "wrong-mac": self = .wrongMAC
         case "other":
             guard let path = argument, path.hasPrefix("/") else {
-                throw RuleError("\"\(text)\": other: needs a path of the served tree, e.g. other:/ConfigCom.cfg")
+                throw RuleError("\"\(rule)\": other: needs a path of the served tree, e.g. other:/ConfigCom.cfg")
             }
             self = .other(path: path)
         default:
-            if let code = Int(word), (400...599).contains(code) {
+            if !word.isEmpty, word.allSatisfy({ ("0"..."9").contains($0) }) {
+                guard let code = Int(word), Self.statusRange.contains(code) else {
+                    throw RuleError(
+                        "\"\(rule)\": HTTP status \(word) is out of range; a rule answers 400 to 599, e.g. 404 or 503"
+                    )
+                }
                 self = .status(code)
             } else {
-                throw RuleError.bad(text)
+                throw RuleError.bad(rule)
             }
         }
     }
@@ -123,20 +157,6 @@ public enum Misbehaviour: Hashable, Sendable {
     private static func split(_ text: String) -> (String, String?) {
         guard let colon = text.firstIndex(of: ":") else { return (text.lowercased(), nil) }
         return (text[..<colon].lowercased(), String(text[text.index(after: colon)...]))
-    }
-
-    private static func positive(
-        _ argument: String?,
-        default value: Double,
-        in text: String
-    ) throws(RuleError)
-        -> Double?
-    {
-        guard let argument else { return value }
-        guard let number = Double(argument), number > 0, number.isFinite else {
-            throw RuleError("\"\(text)\": expected a positive number after the colon")
-        }
-        return number
     }
 
     private static func number(_ value: Double) -> String {
@@ -164,7 +184,8 @@ public struct Rule: Hashable, Sendable, CustomStringConvertible {
         guard pattern.hasPrefix("/") || pattern.hasPrefix("*") else {
             throw RuleError("\"\(text)\": the pattern must start with / or * (it matches the request path)")
         }
-        self.init(pattern: pattern, behaviour: try Misbehaviour(parsing: String(text[text.index(after: equals)...])))
+        let behaviour = String(text[text.index(after: equals)...])
+        self.init(pattern: pattern, behaviour: try Misbehaviour(parsing: behaviour, rule: text))
     }
 
     public var description: String { "\(pattern)=\(behaviour.syntax)" }

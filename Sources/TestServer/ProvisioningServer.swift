@@ -173,7 +173,9 @@ private struct MisbehavingHandler: HTTPHandler {
         if case .stall(let seconds) = rule?.behaviour {
             // Logged when it starts (status "-"): a stalled request is what someone watching the log looks for.
             log(record)
-            try await Task.sleep(nanoseconds: UInt64(seconds * 1e9))
+            // Rules parsed from text are within range; one built in code is clamped rather than crash the server.
+            let bounded = seconds > 0 ? min(seconds, Misbehaviour.longestStall) : 0
+            try await Task.sleep(nanoseconds: UInt64(bounded * 1e9))
             throw StallOver()
         }
         let response = try await respond(to: request, behaviour: rule?.behaviour ?? .none, origin: origin, &record)
@@ -235,7 +237,7 @@ private struct MisbehavingHandler: HTTPHandler {
         guard let file = tree.file(at: path, origin: origin) else { return text(404, "not found\n", &record) }
         switch behaviour {
         case .trickle(let rate):
-            let paced = PacedBytes(bytes: file, piece: rate, pauseNanoseconds: 1_000_000_000, endless: false)
+            let paced = PacedBytes(bytes: file, piece: max(rate, 1), pauseNanoseconds: 1_000_000_000, endless: false)
             return stream(paced, announced: file.count, request, &record)
         case .closeMidBody:
             let half = PacedBytes(bytes: file, piece: 4096, pauseNanoseconds: 0, breakAfter: file.count / 2)

@@ -18,7 +18,8 @@ struct Boot: AsyncParsableCommand {
 
             Exit codes with --once (and after --duration: of the last cycle): 0 every configured file downloaded and \
             applied; 10 at least one file fell back to its saved copy (or had none); 11 no usable configuration at \
-            all; 64 bad command line; 65 unusable flash file or profile.
+            all; 64 bad command line (or a --record DIR that cannot be used); 65 unusable flash file, profile or \
+            recording.
 
             Quirks (profile "quirks"): reuseConnection (default off: a fresh connection per file), \
             overrideFromSavedCopy (default off: perm="!" overrides a local edit only when freshly downloaded), \
@@ -84,7 +85,10 @@ struct Boot: AsyncParsableCommand {
     @Flag(help: "Boot a copy of the flash image and leave the image itself untouched (its path is printed at the end).")
     var snapshot = false
 
-    @Option(help: "Record every exchange with the server (URL, status, body) and the flash as it was, into DIR.")
+    @Option(
+        help:
+            "Record every exchange with the server (URL, status, body) and the flash as it was, into DIR: a new or empty directory (made mode 0700), never one that holds files."
+    )
     var record: String?
 
     @Option(
@@ -126,6 +130,15 @@ struct Boot: AsyncParsableCommand {
     func run() async throws {
         let logger = logging.bootstrap(label: "vphone")
         let profile = try profileOption.load()
+        if let record {
+            // Before the flash is created: a recording that cannot be made must cost nothing.
+            do {
+                try Recording.prepareDirectory(record)
+            } catch {
+                fail("--record \(error)")
+                throw Exit.usage
+            }
+        }
         var manifest: Recording.Manifest?
         if let replay {
             do {
@@ -146,8 +159,14 @@ struct Boot: AsyncParsableCommand {
         }
         if let replay, let manifest, location.flash == nil {
             // Without --flash, a replay boots a copy of the recorded flash and never writes into the recording.
-            let recorded = replay + "/flash.flash"
-            if FileManager.default.fileExists(atPath: recorded) {
+            let recorded: String?
+            do {
+                recorded = try Recording.flashPath(in: replay)
+            } catch {
+                fail("\(error)")
+                throw Exit.data
+            }
+            if let recorded {
                 target.flash = try scratchCopy(of: recorded, reason: "--replay")
             } else {
                 // A recording of a phone's very first boot: start from a factory-fresh flash with the recorded MAC.
@@ -183,29 +202,34 @@ struct Boot: AsyncParsableCommand {
         if let manifest, discovery == DiscoveryOptions() { discovery = manifest.discoveryOptions }
         let machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
         var curl: CurlTransport?
-        let transport: any Transport
-        do {
-            if let manifest, let replay {
-                transport = ReplayTransport(dir: replay, manifest: manifest)
-            } else {
+        var transport: any Transport
+        if let manifest, let replay {
+            transport = ReplayTransport(dir: replay, manifest: manifest)
+        } else {
+            do {
                 let engine = try CurlTransport()
                 curl = engine
-                if let record {
+                transport = engine
+            } catch {
+                fail("cannot start the transport: \(error)")
+                throw ExitCode(70)
+            }
+            if let record {
+                do {
                     transport = try RecordingTransport(
-                        wrapping: engine,
+                        wrapping: transport,
                         dir: record,
                         flashPath: target.path,
                         mac: snapshot.identity.mac,
                         phoneStart: clock.now(),
                         discovery: discovery
                     )
-                } else {
-                    transport = engine
+                } catch {
+                    fail("\(error)")
+                    curl?.shutdown()
+                    throw Exit.data
                 }
             }
-        } catch {
-            fail("cannot start the transport: \(error)")
-            throw ExitCode(70)
         }
         let once = self.once || (replay != nil && duration == nil)
         let runtime = PhoneRuntime(

@@ -94,6 +94,10 @@ import VPhoneTesting
         for (args, needle) in [
             (["serve", dir + "/nope"], "no such directory"),
             (["testserver", "--rule", "/x.cfg=teapot"], "unknown behaviour"),
+            // Numbers past what the server can use crashed it at startup (trickle) or at the first request (stall).
+            (["testserver", "--rule", "/x=trickle:1e30"], "\"/x=trickle:1e30\": trickle:1e30 is out of range"),
+            (["demo", "--rule", "/KX*=trickle:1e30"], "trickle:1e30 is out of range; give a whole number"),
+            (["demo", "--rule", "/KX*=stall:2e10"], "stall:2e10 is out of range; give the seconds to stall"),
             (["testserver", "--rule", "x.cfg=404"], "must start with /"),
             (["serve", "--port", "70000"], "expected a TCP port"),
             (["serve", "--bind", "not-an-address"], "not an IPv4 or IPv6 address"),

@@ -125,11 +125,32 @@ import VPhoneTesting
         #expect(try await curl([url]).status == "503")
         try server.setRules(["/ConfigCom.cfg=503", "/Config*=teapot"])
         #expect(try await curl([url]).status == "503")
-        #expect(server.stderr.contains("\(server.rulesFile):2: \"teapot\": unknown behaviour"), "\(server.stderr)")
+        #expect(
+            server.stderr.contains("\(server.rulesFile):2: \"/Config*=teapot\": unknown behaviour"),
+            "\(server.stderr)"
+        )
         #expect(server.stderr.contains("keeping the rules it had"), "\(server.stderr)")
         try server.setRules([])
         #expect(try await curl([url]).status == "200")
         _ = server.stop()
+    }
+
+    /// A rule whose number the server cannot use (it used to crash the running server when the file was read again,
+    /// or at the first matching request) is a rules file that does not parse: the old rules stay.
+    @Test func aRulesFileWithANumberOutOfRangeKeepsTheOldRulesAndTheServerRuns() async throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-rules-range")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try await TestServerProcess(tree: nil, dir: dir, rules: "/ConfigCom.cfg=503\n")
+        let url = server.origin + "/ConfigCom.cfg"
+        #expect(try await curl([url]).status == "503")
+        for bad in ["/ConfigCom.cfg=trickle:1e30", "/ConfigCom.cfg=stall:2e10"] {
+            try server.setRules([bad])
+            #expect(try await curl([url]).status == "503")
+            #expect(server.stderr.contains("\(server.rulesFile):1: \"\(bad)\": "), "\(server.stderr)")
+        }
+        #expect(server.stderr.contains("keeping the rules it had"), "\(server.stderr)")
+        let stopped = server.stop()
+        #expect(stopped.code == 0, "\(stopped.stderr)")
     }
 
     @Test func wrongMACServesAnotherPhonesFile() async throws {

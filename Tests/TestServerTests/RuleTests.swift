@@ -4,7 +4,11 @@ import Testing
 
 @Suite struct RuleTests {
     @Test func everyBehaviourOfTheCatalogueParsesBackFromItsSyntax() throws {
-        for behaviour in Misbehaviour.catalogue + [.none, .other(path: "/ConfigCom.cfg"), .stall(seconds: 2.5)] {
+        let more: [Misbehaviour] = [
+            .none, .other(path: "/ConfigCom.cfg"), .stall(seconds: 2.5), .stall(seconds: 7200),
+            .stall(seconds: 31_536_000), .trickle(bytesPerSecond: 1_000_000_000),
+        ]
+        for behaviour in Misbehaviour.catalogue + more {
             #expect(try Misbehaviour(parsing: behaviour.syntax) == behaviour, "\(behaviour.syntax)")
         }
     }
@@ -25,6 +29,28 @@ import Testing
     ])
     func refusedBehavioursSayWhatIsAccepted(_ text: String) {
         #expect(throws: RuleError.self) { try Misbehaviour(parsing: text) }
+    }
+
+    /// Numbers past what the server can use were accepted and crashed it (Int(1e30), UInt64 nanoseconds of 2e10 s):
+    /// each is refused with the rule, the value and the range.
+    @Test(arguments: [
+        ("trickle:1e30", "from 1 to 1000000000"), ("trickle:99999999999999999999", "from 1 to 1000000000"),
+        ("trickle:1000000001", "from 1 to 1000000000"), ("trickle:inf", "from 1 to 1000000000"),
+        ("trickle:nan", "from 1 to 1000000000"), ("trickle:-5", "from 1 to 1000000000"),
+        ("stall:2e10", "at most 31536000"), ("stall:1e300", "at most 31536000"), ("stall:inf", "at most 31536000"),
+        ("stall:nan", "at most 31536000"), ("stall:0", "more than 0"), ("99999999999999999999", "400 to 599"),
+        ("600", "400 to 599"), ("200", "400 to 599"),
+    ])
+    func outOfRangeNumbersNameTheRuleTheValueAndTheRange(_ behaviour: String, _ range: String) {
+        let text = "/KX*=" + behaviour
+        do {
+            let rule = try Rule(parsing: text)
+            Issue.record("\(text) was accepted as \(rule)")
+        } catch {
+            #expect("\(error)".hasPrefix("\"\(text)\": "), "\(error)")
+            #expect("\(error)".contains(behaviour + " is out of range"), "\(error)")
+            #expect("\(error)".contains(range), "\(error)")
+        }
     }
 
     @Test func ruleSyntaxAndErrors() throws {
