@@ -84,13 +84,7 @@ public final class FlashStore {
         // The image is built under a private name beside its final one and linked into place only when whole:
         // a crash or kill while creating leaves no empty or half-made image at `path` (which would brick the phone:
         // the next boot must refuse it), only a stray `.NAME.new-*` file.
-        if ImageFile.exists(path) {
-            throw FlashError(
-                kind: .alreadyExists,
-                path: path,
-                message: "\(path) already exists: open it instead, or move it away to make a new flash image there"
-            )
-        }
+        if ImageFile.exists(path) { throw ImageFile.alreadyExists(path) }
         let temporary = ImageFile.temporarySibling(of: path)
         var made: SQLiteConnection?
         do {

@@ -34,6 +34,15 @@ enum ImageFile {
         if info.st_mode & S_IFMT == S_IFDIR {
             throw FlashError.io(path, "it is a directory, not a flash image file")
         }
+        // A device, pipe or socket (/dev/null reads as empty): not an image, and not a file to delete either.
+        if info.st_mode & S_IFMT != S_IFREG {
+            throw FlashError(
+                kind: .notSQLite,
+                path: path,
+                message: "\(path) is not a regular file (a device, pipe or socket), so not a vphone flash image: "
+                    + "check the path"
+            )
+        }
         if info.st_size == 0 {
             throw FlashError(
                 kind: .notSQLite,
@@ -52,6 +61,28 @@ enum ImageFile {
         }
     }
 
+    /// The error for a path already taken: a link that points nowhere is named as one (O_EXCL refuses it too, and
+    /// "open it instead" would fail).
+    static func alreadyExists(_ path: String) -> FlashError {
+        var target = stat()
+        var link = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink(path, &link, link.count - 1)
+        if length > 0, stat(path, &target) != 0 {
+            let pointsTo = String(decoding: link[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return FlashError(
+                kind: .alreadyExists,
+                path: path,
+                message: "\(path) is a symbolic link to \(pointsTo), which does not exist: remove the link, or "
+                    + "point it at an existing image"
+            )
+        }
+        return FlashError(
+            kind: .alreadyExists,
+            path: path,
+            message: "\(path) already exists: open it instead, or move it away to make a new flash image there"
+        )
+    }
+
     /// Creates an empty file with mode 0600 (flash holds SIP passwords and the file key), refusing an existing
     /// one, and creates its parent directories if missing.
     static func createExclusive(_ path: String) throws(FlashError) {
@@ -59,14 +90,7 @@ enum ImageFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             let code = errno
-            if code == EEXIST {
-                throw FlashError(
-                    kind: .alreadyExists,
-                    path: path,
-                    message: "\(path) already exists: open it instead, or move it away to make a new flash image "
-                        + "there"
-                )
-            }
+            if code == EEXIST { throw alreadyExists(path) }
             throw FlashError.io(path, describe(code))
         }
         defer { _ = close(fd) }

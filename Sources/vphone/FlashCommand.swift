@@ -69,6 +69,10 @@ struct FlashCommand: ParsableCommand {
 
         @OptionGroup var profileOption: ProfileOption
 
+        func validate() throws {
+            if to != "-" { try checkOutputPath(to, option: "--to") }
+        }
+
         func run() throws {
             let profile = try profileOption.load()
             if to != "-", sameFile(to, image) {

@@ -39,6 +39,13 @@ struct FlashImageFileTests {
         #expect(try FlashStore.open(at: path).load().parameters.count == 4)
     }
 
+    @Test func createNamesALinkThatPointsNowhere() throws {
+        try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: directory.file("gone.flash"))
+        expectFlashError(.alreadyExists, path: path, mentioning: ["symbolic link to", "gone.flash", "does not exist"]) {
+            _ = try FlashStore.create(at: path, identity: testIdentity)
+        }
+    }
+
     @Test func createMakesMode0600AndMissingParentDirectories() throws {
         let nested = directory.file("fleet/site-a/phone.flash")
         let store = try FlashStore.create(at: nested, identity: testIdentity)
@@ -66,6 +73,16 @@ struct FlashImageFileTests {
     @Test func openRefusesADirectory() throws {
         expectFlashError(.io, path: directory.path, mentioning: ["directory"]) {
             _ = try FlashStore.open(at: directory.path)
+        }
+    }
+
+    /// /dev/null reads as empty, but "delete it" is not the advice to give for a device.
+    @Test(arguments: ["/dev/null", "fifo"])
+    func openRefusesWhatIsNotARegularFile(name: String) throws {
+        let special = name.hasPrefix("/") ? name : directory.file(name)
+        if !name.hasPrefix("/") { #expect(mkfifo(special, 0o600) == 0) }
+        expectFlashError(.notSQLite, path: special, mentioning: ["not a regular file"]) {
+            _ = try FlashStore.open(at: special, readOnly: true)
         }
     }
 

@@ -183,6 +183,10 @@ struct FlashCommandTests {
         r = try vphone(["flash", "export", "built.flash", "--to", "built.flash", "--force"], cwd: dir)
         #expect(r.code == 64)
         #expect(try bytes("built.flash") == before)
+        // A directory that is not there is named as such, not as the temporary file that could not be made.
+        r = try vphone(["flash", "export", "built.flash", "--to", "nodir/x.json"], cwd: dir)
+        #expect(r.code == 64)
+        #expect(r.stderr.contains("--to nodir/x.json: the directory nodir does not exist"), "\(r.stderr)")
     }
 
     @Test func importRefusesMalformedJSONSayingWhere() throws {
