@@ -336,7 +336,7 @@ struct ReportCommand: ParsableCommand {
                 }
             }
             let merged: FleetReport
-            do { merged = try FleetReport.merge(parsed) } catch {
+            do { merged = try FleetReport.merge(parsed, names: reports) } catch {
                 fail("\(error)")
                 throw Exit.data
             }
