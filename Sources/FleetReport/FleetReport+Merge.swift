@@ -18,7 +18,7 @@ extension FleetReport {
     /// - Parameter names: What to call each report in an error (its file), in the order of `reports`; a report
     ///   without a name is "report 1", "report 2", ...
     /// - Throws: `FleetReportError` when there is nothing to merge, when versions differ, when a shard appears
-    ///   twice, when shards come from different splits (`1/4` with `2/3`),
+    ///   twice, when one unsharded run appears twice, when shards come from different splits (`1/4` with `2/3`),
     ///   when sharded and unsharded reports are mixed, or when counts are negative or overflow when merged.
     public static func merge(_ reports: [FleetReport], names: [String] = []) throws -> FleetReport {
         func name(_ index: Int) -> String { index < names.count ? names[index] : "report \(index + 1)" }
@@ -38,6 +38,7 @@ extension FleetReport {
             }
         }
         let shard = try mergedShard(reports.map(\.shard), name: name)
+        try refuseRepeatedRuns(reports, name: name)
         let earliest = reports.map(\.startedAtMs).min() ?? first.startedAtMs
 
         var merged = FleetReport(
@@ -126,6 +127,25 @@ extension FleetReport {
         case let .overflow(field):
             "the '\(field)' counts add up to more than \(Int.max), which cannot be real: give the file "
                 + "`vphone fleet --report` wrote, unedited"
+        }
+    }
+
+    /// Refuses one unsharded run given twice (the same file, or a copy): its phones would be counted twice. Two
+    /// reports are of one run when both are unsharded and they started in the same millisecond and ran exactly as
+    /// long; distinct runs never agree on both (sharded reports are told apart by their shard labels instead).
+    private static func refuseRepeatedRuns(_ reports: [FleetReport], name: (Int) -> String) throws {
+        var seen: [String: Int] = [:]
+        for (index, report) in reports.enumerated() where report.shard == nil {
+            let run = "\(report.startedAtMs) \(report.durationS)"
+            if let earlier = seen[run] {
+                throw FleetReportError(
+                    .incompatibleReports,
+                    "\(name(earlier)) and \(name(index)) are reports of the same run (both unsharded, started at "
+                        + "\(Timestamp.iso8601(milliseconds: report.startedAtMs)), \(report.durationS) s long): "
+                        + "give each run's report once (its phones would be counted twice)"
+                )
+            }
+            seen[run] = index
         }
     }
 

@@ -319,6 +319,7 @@ struct ReportCommand: ParsableCommand {
             let outputs = [("--to", to), ("--html", html)]
             for case let (option, path?) in outputs { try checkOutputPath(path, option: option) }
             try checkDistinctOutputs(outputs)
+            try checkInputsAndOutputs(reports, what: "report", outputs: outputs)
         }
 
         func run() throws {

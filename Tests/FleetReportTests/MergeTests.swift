@@ -112,6 +112,30 @@ struct MergeTests {
         #expect(error.message.contains("shard 2/2 is in more than one report (b.json and c.json)"), "\(error.message)")
     }
 
+    @Test("one unsharded run given twice is refused; distinct runs merge")
+    func theSameRunTwice() throws {
+        let run = FleetStats(startedAt: runStart)
+        feedPhone(1, into: run)
+        let report = run.report(durationS: 2.5)
+        let copy = try FleetReport(json: report.json())
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge([report, copy], names: ["rep1.json", "copy.json"])
+        }
+        #expect(error.kind == .incompatibleReports)
+        #expect(
+            error.message.hasPrefix("rep1.json and copy.json are reports of the same run (both unsharded"),
+            "\(error.message)"
+        )
+        #expect(error.message.contains("give each run's report once"), "\(error.message)")
+        // Another run (started later, or as long only by chance of the start) is not the same run.
+        let later = FleetStats(startedAt: runStart.addingTimeInterval(0.001))
+        feedPhone(2, into: later)
+        #expect(try FleetReport.merge([report, later.report(durationS: 2.5)]).phones == 2)
+        let sameStart = FleetStats(startedAt: runStart)
+        feedPhone(3, into: sameStart)
+        #expect(try FleetReport.merge([report, sameStart.report(durationS: 2.25)]).phones == 2)
+    }
+
     /// Two reports whose counts overflow an `Int` when added: refused, naming the count and the reports, never a
     /// trap (`vphone report merge` once died of an arithmetic overflow here).
     @Test(
