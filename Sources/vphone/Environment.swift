@@ -18,8 +18,8 @@
 /// - added flags go after the given ones, before a `--`, in the order of `bootEnvironment`.
 ///
 /// An error about an added flag names its variable (`namingEnvironmentSources`), since the command line shows no
-/// such flag. `VPHONE_PROFILE` is not here: the profile loader reads it itself (and falls back to the bundled
-/// profile when it names no readable file).
+/// such flag. `VPHONE_PROFILE` is not here: the profile loader reads it itself, for every command, and refuses a
+/// file it cannot read as it refuses `--profile` (exit 65).
 func argumentsWithEnvironment(_ args: [String], _ env: [String: String]) -> [String] {
     EnvironmentArguments(args, env).arguments
 }

@@ -83,6 +83,34 @@ struct CommandLineTests {
         #expect(r.stderr.contains("'--mac <mac>'") && !r.stderr.contains("environment"), "\(r.stderr)")
     }
 
+    /// `VPHONE_PROFILE` is `--profile` for every command: a file it cannot read is exit 65 naming the variable, never
+    /// a silent run on the bundled profile; `--profile` beats it.
+    @Test func anUnreadableProfileVariableExits65() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-env")
+        let missing = ["VPHONE_PROFILE": dir + "/missing.json"]
+        let says = "profile \(dir)/missing.json (from VPHONE_PROFILE): cannot be read"
+        let boot = try vphone(["boot", "--mac", mac, "--once"], cwd: dir, environment: missing)
+        #expect(boot.code == 65, "\(boot.stderr)")
+        #expect(boot.stderr.contains(says) && boot.stderr.contains("unset VPHONE_PROFILE"), "\(boot.stderr)")
+        let fleet = try vphone(
+            ["fleet", "--count", "1", "--prov-url", "http://127.0.0.1:1/", "--quiet"],
+            cwd: dir,
+            environment: missing
+        )
+        #expect(fleet.code == 65, "\(fleet.stderr)")
+        #expect(fleet.stderr.contains(says), "\(fleet.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/Storage"), "no phone booted")
+        let flag = try vphone(
+            [
+                "boot", "--mac", mac, "--once", "--prov-url", "http://127.0.0.1:1/", "--profile",
+                TestProfiles.utg300Path,
+            ],
+            cwd: dir,
+            environment: missing
+        )
+        #expect(flag.code == 11, "\(flag.stderr)")
+    }
+
     @Test func macMustMatchAnExistingFlash() throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
         let port = NginxServer.freePort()
