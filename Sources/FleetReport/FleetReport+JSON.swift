@@ -152,6 +152,11 @@ extension FleetReport: Codable {
                 "'at_in_flight_limit_s' and 'loop_s' must be seconds, 0 or more: give the file vphone wrote"
             )
         }
+        // A negative count, or counts whose totals overflow, would make every figure derived from them wrong (or
+        // trap): refused here, naming the count.
+        if let problem = countProblem() {
+            throw FleetReportError(.invalidReport, Self.describe(problem))
+        }
     }
 
     private static func describe(_ error: DecodingError) -> String {

@@ -15,21 +15,30 @@ extension FleetReport {
     /// whole.shard                                          // nil: the whole fleet
     /// ```
     ///
+    /// - Parameter names: What to call each report in an error (its file), in the order of `reports`; a report
+    ///   without a name is "report 1", "report 2", ...
     /// - Throws: `FleetReportError` when there is nothing to merge, when versions differ, when a shard appears
-    ///   twice, when shards come from different splits (`1/4` with `2/3`), or when sharded and unsharded
-    ///   reports are mixed.
-    public static func merge(_ reports: [FleetReport]) throws -> FleetReport {
+    ///   twice, when one unsharded run appears twice, when shards come from different splits (`1/4` with `2/3`),
+    ///   when sharded and unsharded reports are mixed, or when counts are negative or overflow when merged.
+    public static func merge(_ reports: [FleetReport], names: [String] = []) throws -> FleetReport {
+        func name(_ index: Int) -> String { index < names.count ? names[index] : "report \(index + 1)" }
         guard let first = reports.first else {
             throw FleetReportError(.nothingToMerge, "no report to merge: give at least one report file")
         }
-        for report in reports where report.version != first.version {
+        for (index, report) in reports.enumerated() where report.version != first.version {
             throw FleetReportError(
                 .incompatibleReports,
-                "cannot merge report format versions \(first.version) and \(report.version): "
-                    + "write every shard's report with the same vphone version"
+                "cannot merge report format versions \(first.version) and \(report.version) (\(name(0)) and "
+                    + "\(name(index))): write every shard's report with the same vphone version"
             )
         }
-        let shard = try mergedShard(reports.map(\.shard))
+        for (index, report) in reports.enumerated() {
+            if let problem = report.countProblem() {
+                throw FleetReportError(.invalidReport, "\(name(index)): \(describe(problem))")
+            }
+        }
+        let shard = try mergedShard(reports.map(\.shard), name: name)
+        try refuseRepeatedRuns(reports, name: name)
         let earliest = reports.map(\.startedAtMs).min() ?? first.startedAtMs
 
         var merged = FleetReport(
@@ -45,14 +54,34 @@ extension FleetReport {
             phoneLatency: LatencyHistogram(),
             stageLatency: [:]
         )
-        for report in reports {
+        for (index, report) in reports.enumerated() {
+            /// The counts of the reports merged so far do not fit in a 64-bit count: no real fleet counts that far.
+            func overflow(_ field: String) -> FleetReportError {
+                FleetReportError(
+                    .incompatibleReports,
+                    "\(field) counts overflow when merged (\((0...index).map(name).joined(separator: ", "))): "
+                        + "more than \(Int.max) cannot be real; merge the reports `vphone fleet --report` wrote, "
+                        + "unedited"
+                )
+            }
+            func add<Key: Hashable>(_ counts: [Key: Int], into total: inout [Key: Int], _ field: String) throws {
+                for (key, count) in counts {
+                    let (sum, overflowed) = total[key, default: 0].addingReportingOverflow(count)
+                    guard !overflowed else { throw overflow("\(field).\(key)") }
+                    total[key] = sum
+                }
+            }
+            func add(_ histogram: LatencyHistogram, into total: inout LatencyHistogram, _ field: String) throws {
+                guard total.canAdd(histogram) else { throw overflow(field) }
+                total.add(histogram)
+            }
             let offsetS = Double(report.startedAtMs - earliest) / 1000
             merged.durationS = max(merged.durationS, offsetS + report.durationS)
-            merged.phoneOutcomes.merge(report.phoneOutcomes, uniquingKeysWith: +)
+            try add(report.phoneOutcomes, into: &merged.phoneOutcomes, "phone_outcomes")
             for (file, outcomes) in report.requestsByFile {
-                merged.requestsByFile[file, default: [:]].merge(outcomes, uniquingKeysWith: +)
+                try add(outcomes, into: &merged.requestsByFile[file, default: [:]], "requests_by_file.\(file)")
             }
-            merged.httpStatus.merge(report.httpStatus, uniquingKeysWith: +)
+            try add(report.httpStatus, into: &merged.httpStatus, "http_status")
             merged.atInFlightLimitS += report.atInFlightLimitS
             merged.loopS += report.loopS
             if let steady = report.steadyStateS {
@@ -68,27 +97,61 @@ extension FleetReport {
                 )
             }
             for (second, count) in report.completionsPerS.enumerated() {
-                merged.completionsPerS[shift + second] += count
+                let (sum, overflowed) = merged.completionsPerS[shift + second].addingReportingOverflow(count)
+                guard !overflowed else { throw overflow("completions_per_s[\(shift + second)]") }
+                merged.completionsPerS[shift + second] = sum
             }
-            merged.phoneLatency.add(report.phoneLatency)
+            try add(report.phoneLatency, into: &merged.phoneLatency, "histograms.phone")
             for (file, stages) in report.stageLatency {
                 var mergedStages = merged.stageLatency[file] ?? [:]
                 for stage in Stage.allCases {
                     var histogram = mergedStages[stage] ?? LatencyHistogram()
                     if let other = stages[stage] {
-                        histogram.add(other)
+                        try add(other, into: &histogram, "histograms.by_file.\(file).\(stage.rawValue)")
                     }
                     mergedStages[stage] = histogram
                 }
                 merged.stageLatency[file] = mergedStages
             }
+            // Totals over keys (phones, requests, an error class, ...) must fit too: the merged report shows them.
+            if case let .overflow(field) = merged.countProblem() { throw overflow(field) }
         }
         return merged
     }
 
+    /// What is wrong with a report's counts, and the fix.
+    static func describe(_ problem: CountProblem) -> String {
+        switch problem {
+        case let .negative(field, value):
+            "'\(field)' is \(value); counts are 0 or more: give the file `vphone fleet --report` wrote, unedited"
+        case let .overflow(field):
+            "the '\(field)' counts add up to more than \(Int.max), which cannot be real: give the file "
+                + "`vphone fleet --report` wrote, unedited"
+        }
+    }
+
+    /// Refuses one unsharded run given twice (the same file, or a copy): its phones would be counted twice. Two
+    /// reports are of one run when both are unsharded and they started in the same millisecond and ran exactly as
+    /// long; distinct runs never agree on both (sharded reports are told apart by their shard labels instead).
+    private static func refuseRepeatedRuns(_ reports: [FleetReport], name: (Int) -> String) throws {
+        var seen: [String: Int] = [:]
+        for (index, report) in reports.enumerated() where report.shard == nil {
+            let run = "\(report.startedAtMs) \(report.durationS)"
+            if let earlier = seen[run] {
+                throw FleetReportError(
+                    .incompatibleReports,
+                    "\(name(earlier)) and \(name(index)) are reports of the same run (both unsharded, started at "
+                        + "\(Timestamp.iso8601(milliseconds: report.startedAtMs)), \(report.durationS) s long): "
+                        + "give each run's report once (its phones would be counted twice)"
+                )
+            }
+            seen[run] = index
+        }
+    }
+
     /// The shard label of a merge: nil when every shard of the split is there (or none was sharded), else the
     /// indices covered (`"1,3/4"`).
-    private static func mergedShard(_ labels: [String?]) throws -> String? {
+    private static func mergedShard(_ labels: [String?], name: (Int) -> String) throws -> String? {
         let sharded = labels.compactMap { $0 }
         guard !sharded.isEmpty else { return nil }
         guard sharded.count == labels.count else {
@@ -99,14 +162,15 @@ extension FleetReport {
             )
         }
         var split: Int?
-        var covered: Set<Int> = []
-        for label in sharded {
+        var covered: [Int: Int] = [:]  // shard index -> the report that covers it
+        for (report, label) in labels.enumerated() {
+            guard let label else { continue }
             let parts = label.split(separator: "/", omittingEmptySubsequences: false)
             let indices = parts.first?.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
             guard parts.count == 2, let count = Int(parts[1]), count > 0, let indices, !indices.contains(nil) else {
                 throw FleetReportError(
                     .incompatibleReports,
-                    "shard '\(label)' is not K/N (like 2/4): give reports written with --shard K/N"
+                    "\(name(report)): shard '\(label)' is not K/N (like 2/4): give reports written with --shard K/N"
                 )
             }
             if let split, split != count {
@@ -118,16 +182,17 @@ extension FleetReport {
             }
             split = count
             for case let index? in indices {
-                guard covered.insert(index).inserted else {
+                if let earlier = covered[index] {
                     throw FleetReportError(
                         .incompatibleReports,
-                        "shard \(index)/\(count) is in more than one report: each shard's report must be merged "
-                            + "once (its phones would be counted twice)"
+                        "shard \(index)/\(count) is in more than one report (\(name(earlier)) and \(name(report))): "
+                            + "give each shard's report once (its phones would be counted twice)"
                     )
                 }
+                covered[index] = report
             }
         }
         guard let split, covered.count < split else { return nil }
-        return covered.sorted().map(String.init).joined(separator: ",") + "/\(split)"
+        return covered.keys.sorted().map(String.init).joined(separator: ",") + "/\(split)"
     }
 }

@@ -20,6 +20,14 @@ struct LatencyHistogram: Sendable, Equatable {
     }
 
     var count: Int { Int(histogram.totalCount) }
+    var totalCount: UInt64 { histogram.totalCount }
+
+    /// Whether `add(other)` keeps the count an `Int` and the sum exact (reports' counts are checked before a merge).
+    func canAdd(_ other: LatencyHistogram) -> Bool {
+        let (count, countOverflow) = histogram.totalCount.addingReportingOverflow(other.histogram.totalCount)
+        let (_, sumOverflow) = sumUs.addingReportingOverflow(other.sumUs)
+        return !countOverflow && !sumOverflow && count <= UInt64(Int.max)
+    }
 
     @inline(__always)
     mutating func record(_ microseconds: Int64) {
@@ -144,6 +152,7 @@ struct HistogramSnapshot: Codable, Equatable {
             )
         }
         guard maxUs <= Self.largestReadableUs else { throw damaged("a maximum of \(maxUs) µs") }
+        guard count <= UInt64(Int.max) else { throw damaged("a count of \(count)") }
         guard let data = Data(base64Encoded: buckets) else { throw damaged("'buckets' is not base64") }
         var latency = LatencyHistogram()
         var histogram = latency.histogram
@@ -162,7 +171,11 @@ struct HistogramSnapshot: Codable, Equatable {
                 throw damaged("a bucket out of range")
             }
             value = next
-            total &+= bucketCount
+            let (sum, countOverflow) = total.addingReportingOverflow(bucketCount)
+            guard !countOverflow, sum <= count else {
+                throw damaged("bucket counts add up to more than \(count)")
+            }
+            total = sum
             let holdsMin = minUs != 0 && value != 0 && histogram.valuesAreEquivalent(value, minUs)
             let holdsMax = value != 0 && histogram.valuesAreEquivalent(value, maxUs)
             switch (holdsMin, holdsMax) {

@@ -13,12 +13,14 @@ public enum ProfileLoader {
     /// The bundled profile's file name.
     public static let defaultName = "KX-UTG300.json"
 
-    /// Where the bundled profile is looked for when `--profile` is not given, in order: `$VPHONE_PROFILE`,
-    /// `Profiles/` in the current directory, `Profiles/` beside (or above) the executable, `/usr/local/share/vphone/Profiles`,
-    /// `/usr/share/vphone/Profiles`.
+    /// The variable that stands for `--profile` when it is not given (every command; empty counts as unset).
+    public static let environmentVariable = "VPHONE_PROFILE"
+
+    /// Where the bundled profile is looked for when neither `--profile` nor `$VPHONE_PROFILE` is given, in order:
+    /// `Profiles/` in the current directory, `Profiles/` beside (or above) the executable,
+    /// `/usr/local/share/vphone/Profiles`, `/usr/share/vphone/Profiles`.
     public static func defaultCandidates(executable: String = CommandLine.arguments.first ?? "") -> [String] {
         var out: [String] = []
-        if let env = ProcessInfo.processInfo.environment["VPHONE_PROFILE"], !env.isEmpty { out.append(env) }
         out.append(FileManager.default.currentDirectoryPath + "/Profiles/" + defaultName)
         var dir = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {
@@ -33,16 +35,31 @@ public enum ProfileLoader {
     /// What `load(path: nil)` reports as the path of the profile built into the binary.
     public static let builtInName = "(built-in) " + BundledFiles.profileName
 
-    /// Loads `path`, or when nil the first profile file of `defaultCandidates()`, or the profile built into the
-    /// binary when there is none (a lone `vphone` binary still boots).
-    /// - Throws: `ProfileError` naming the file, the problem and the fix.
-    public static func load(path: String?) throws(ProfileError) -> DeviceProfile {
+    /// Loads `path`; when nil, the file `$VPHONE_PROFILE` names, held to the same rules as `--profile` (a file
+    /// that cannot be read is an error naming the variable, never a silent fall-back to another profile); else the
+    /// first profile file of `defaultCandidates()`, or the profile built into the binary when there is none (a lone
+    /// `vphone` binary still boots).
+    /// - Throws: `ProfileError` naming the file (and the variable it came from), the problem and the fix.
+    public static func load(
+        path: String?,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ProfileError) -> DeviceProfile {
         let chosen: String
         let data: Data
         if let path {
             chosen = path
             guard let contents = FileManager.default.contents(atPath: path) else {
                 throw ProfileError(path: path, message: "cannot be read; check the path and its permissions")
+            }
+            data = contents
+        } else if let variable = environment[environmentVariable], !variable.isEmpty {
+            chosen = "\(variable) (from \(environmentVariable))"
+            guard let contents = FileManager.default.contents(atPath: variable) else {
+                throw ProfileError(
+                    path: chosen,
+                    message: "cannot be read; check the path and its permissions, or unset \(environmentVariable) "
+                        + "to use the bundled profile"
+                )
             }
             data = contents
         } else if let found = defaultCandidates().first(where: { FileManager.default.isReadableFile(atPath: $0) }),

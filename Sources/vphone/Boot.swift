@@ -242,7 +242,7 @@ struct Boot: AsyncParsableCommand {
         )
         defer {
             if target.path != location.path {
-                fail(
+                note(
                     "booted a copy, \(target.path); the original is untouched. See: vphone events --flash \(target.path) --timeline"
                 )
             }

@@ -322,6 +322,7 @@ struct ReportCommand: ParsableCommand {
             let outputs = [("--to", to), ("--html", html)]
             for case let (option, path?) in outputs { try checkOutputPath(path, option: option) }
             try checkDistinctOutputs(outputs)
+            try checkInputsAndOutputs(reports, what: "report", outputs: outputs)
         }
 
         func run() throws {
@@ -339,7 +340,7 @@ struct ReportCommand: ParsableCommand {
                 }
             }
             let merged: FleetReport
-            do { merged = try FleetReport.merge(parsed) } catch {
+            do { merged = try FleetReport.merge(parsed, names: reports) } catch {
                 fail("\(error)")
                 throw Exit.data
             }

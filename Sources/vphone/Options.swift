@@ -133,8 +133,13 @@ func loadSnapshot(_ store: FlashStore) throws -> FlashSnapshot {
     }
 }
 
-/// Writes `vphone: message` to standard error.
+/// Writes `vphone: message` to standard error, naming the `VPHONE_*` variable behind a flag (or path) it is about.
 func fail(_ message: String) {
+    note(namingEnvironmentSources(message, launch.sources))
+}
+
+/// Writes `vphone: message` to standard error, as it is (a remark, not an error).
+func note(_ message: String) {
     FileHandle.standardError.write(Data("vphone: \(message)\n".utf8))
 }
 

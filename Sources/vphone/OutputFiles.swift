@@ -44,12 +44,48 @@ func checkDistinctOutputs(_ outputs: [(option: String, path: String?)]) throws {
     var seen: [String: String] = [:]
     for (option, path) in outputs {
         guard let path else { continue }
-        let key = URL(fileURLWithPath: resolvedPath(path)).standardizedFileURL.path
+        let key = fileKey(path)
         if let other = seen[key] {
             throw ValidationError("\(other) and \(option) both write \(path): give each its own file")
         }
         seen[key] = option
     }
+}
+
+/// Refuses an input file given twice (`what` names the kind, "report") and an output that is one of the inputs
+/// (writing it would replace an input): the same file however it is spelt, through a symbolic or hard link too.
+func checkInputsAndOutputs(_ inputs: [String], what: String, outputs: [(option: String, path: String?)]) throws {
+    var seen: [String: String] = [:]
+    for input in inputs {
+        guard let key = regularFileKey(input) else { continue }  // missing: reported when read
+        if let other = seen[key] {
+            let spelt = other == input ? "" : " (as \(other) and \(input))"
+            throw ValidationError(
+                "the \(what) \(other) is given twice\(spelt): give each \(what) once (it would be counted twice)"
+            )
+        }
+        seen[key] = input
+    }
+    for case let (option, path?) in outputs {
+        guard let key = regularFileKey(path), let input = seen[key] else { continue }
+        throw ValidationError(
+            "\(option) \(path) is the \(what) \(input), which it would replace: write to another file"
+        )
+    }
+}
+
+/// What makes two paths the same file: its device and inode when it exists (links to it included), else the
+/// absolute path with its symbolic links resolved.
+private func fileKey(_ path: String) -> String {
+    regularFileKey(path) ?? URL(fileURLWithPath: resolvedPath(path)).standardizedFileURL.path
+}
+
+/// The device and inode of an existing regular file; nil for anything else (a device such as /dev/stdout is
+/// read or written in place, not replaced).
+private func regularFileKey(_ path: String) -> String? {
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+    return "\(info.st_dev):\(info.st_ino)"
 }
 
 /// Writes `bytes` to `path` through a temporary file renamed over it, so a reader never sees half an export (or

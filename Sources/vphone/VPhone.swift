@@ -18,9 +18,27 @@ struct VPhone: AsyncParsableCommand {
         ]
     )
 
-    /// `VPHONE_*` environment variables stand for `vphone boot` flags not given (containers configure that way).
+    /// `VPHONE_*` environment variables stand for `vphone boot` flags not given (containers configure that way); an
+    /// error about such a flag names its variable.
     static func main() async {
-        let args = Array(CommandLine.arguments.dropFirst())
-        await main(argumentsWithEnvironment(args, ProcessInfo.processInfo.environment))
+        do {
+            var command = try await asyncParseAsRoot(launch.arguments)
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            guard code != .success, !launch.sources.isEmpty else { exit(withError: error) }
+            let text = fullMessage(for: error)
+            if !text.isEmpty {
+                FileHandle.standardError.write(Data((namingEnvironmentSources(text, launch.sources) + "\n").utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
     }
 }
+
+/// This process's command line, with the flags of its `VPHONE_*` variables for `vphone boot`.
+let launch = EnvironmentArguments(Array(CommandLine.arguments.dropFirst()), ProcessInfo.processInfo.environment)

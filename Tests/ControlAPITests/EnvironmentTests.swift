@@ -27,11 +27,10 @@ struct EnvironmentTests {
         ]
         #expect(
             try expand(["boot"], env) == [
-                "boot", "--mac", "0080F0C571EB", "--flash", "/var/lib/vphone/p.flash", "--prov-url",
-                "http://prov:8780/",
-                "--dhcp-option66", "192.0.2.10", "--time-scale", "60", "--ca-file", "/ca.pem", "--http-port", "8080",
-                "--http-bind", "0.0.0.0", "--admin-password-file", "/run/secrets/pw", "--log-format", "json",
-                "--log-level", "debug",
+                "boot", "--mac=0080F0C571EB", "--flash=/var/lib/vphone/p.flash", "--prov-url=http://prov:8780/",
+                "--dhcp-option66=192.0.2.10", "--time-scale=60", "--ca-file=/ca.pem", "--http-port=8080",
+                "--http-bind=0.0.0.0", "--admin-password-file=/run/secrets/pw", "--log-format=json",
+                "--log-level=debug",
             ]
         )
     }
@@ -44,9 +43,7 @@ struct EnvironmentTests {
             ]
         )
         #expect(
-            try expand(["boot", "--once"], env) == [
-                "boot", "--once", "--mac", "0080F0000002", "--prov-url", "http://env/",
-            ]
+            try expand(["boot", "--once"], env) == ["boot", "--once", "--mac=0080F0000002", "--prov-url=http://env/"]
         )
     }
 
@@ -70,10 +67,20 @@ struct EnvironmentTests {
     @Test func emptyValuesAreUnsetAndFlagsGoBeforeADoubleDash() throws {
         #expect(
             try expand(["boot"], ["VPHONE_PROV_URL": "", "VPHONE_MAC": "0080F0000001"]) == [
-                "boot", "--mac", "0080F0000001",
+                "boot", "--mac=0080F0000001",
             ]
         )
         #expect(try expand(["boot", "--", "x"], ["VPHONE_SNAPSHOT": "1"]) == ["boot", "--snapshot", "--", "x"])
+    }
+
+    /// A value starting with `-` is the flag's value, never a flag of its own (`--time-scale -1` would be read as a
+    /// missing value and an unknown option `-1`).
+    @Test func aValueStartingWithADashStaysTheFlagsValue() throws {
+        #expect(
+            try expand(["boot"], ["VPHONE_TIME_SCALE": "-1", "VPHONE_SIP_PNP_URL": "--once"]) == [
+                "boot", "--sip-pnp-url=--once", "--time-scale=-1",
+            ]
+        )
     }
 
     /// Every option `vphone boot --help` lists has its variable (needs the built binary).

@@ -102,5 +102,153 @@ struct MergeTests {
             #expect(error.kind == kind)
             #expect(error.message.contains(message), "\(error.message)")
         }
+        // Named, the refusal says which files.
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge(
+                [report("1/2"), report("2/2"), report("2/2")],
+                names: ["a.json", "b.json", "c.json"]
+            )
+        }
+        #expect(error.message.contains("shard 2/2 is in more than one report (b.json and c.json)"), "\(error.message)")
+    }
+
+    @Test("one unsharded run given twice is refused; distinct runs merge")
+    func theSameRunTwice() throws {
+        let run = FleetStats(startedAt: runStart)
+        feedPhone(1, into: run)
+        let report = run.report(durationS: 2.5)
+        let copy = try FleetReport(json: report.json())
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge([report, copy], names: ["rep1.json", "copy.json"])
+        }
+        #expect(error.kind == .incompatibleReports)
+        #expect(
+            error.message.hasPrefix("rep1.json and copy.json are reports of the same run (both unsharded"),
+            "\(error.message)"
+        )
+        #expect(error.message.contains("give each run's report once"), "\(error.message)")
+        // Another run (started later, or as long only by chance of the start) is not the same run.
+        let later = FleetStats(startedAt: runStart.addingTimeInterval(0.001))
+        feedPhone(2, into: later)
+        #expect(try FleetReport.merge([report, later.report(durationS: 2.5)]).phones == 2)
+        let sameStart = FleetStats(startedAt: runStart)
+        feedPhone(3, into: sameStart)
+        #expect(try FleetReport.merge([report, sameStart.report(durationS: 2.25)]).phones == 2)
+    }
+
+    /// Two reports whose counts overflow an `Int` when added: refused, naming the count and the reports, never a
+    /// trap (`vphone report merge` once died of an arithmetic overflow here).
+    @Test(
+        "counts that overflow when merged are refused, naming the count and the reports",
+        arguments: [
+            "http_status.200", "requests_by_file.initial.ok", "phone_outcomes.provisioned", "completions_per_s[0]",
+        ]
+    )
+    func overflowingCounts(field: String) throws {
+        func set(_ report: inout FleetReport, _ count: Int) {
+            switch field {
+            case "http_status.200": report.httpStatus = [200: count]
+            case "requests_by_file.initial.ok": report.requestsByFile = ["initial": ["ok": count]]
+            case "phone_outcomes.provisioned": report.phoneOutcomes = ["provisioned": count]
+            default: report.completionsPerS = [count]
+            }
+        }
+        var first = FleetStats(startedAt: runStart, shard: "1/2").report(durationS: 1)
+        var second = FleetStats(startedAt: runStart, shard: "2/2").report(durationS: 1)
+        set(&first, 5_000_000_000_000_000_000)
+        set(&second, 4_600_000_000_000_000_000)
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge([first, second], names: ["a.json", "b.json"])
+        }
+        #expect(error.kind == .incompatibleReports)
+        #expect(error.message.hasPrefix("\(field) counts overflow when merged (a.json, b.json)"), "\(error.message)")
+        // Each alone is a report that can be read and written.
+        #expect(throws: Never.self) { try FleetReport(json: first.json()) }
+    }
+
+    @Test("totals that overflow when merged are refused too (each count fits, their sum does not)")
+    func overflowingTotals() throws {
+        var first = FleetStats(startedAt: runStart, shard: "1/2").report(durationS: 1)
+        var second = FleetStats(startedAt: runStart, shard: "2/2").report(durationS: 1)
+        first.phoneOutcomes = ["provisioned": 5_000_000_000_000_000_000]
+        second.phoneOutcomes = ["failed": 5_000_000_000_000_000_000]
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge([first, second], names: ["a.json", "b.json"])
+        }
+        #expect(
+            error.message.hasPrefix("phone_outcomes counts overflow when merged (a.json, b.json)"),
+            "\(error.message)"
+        )
+    }
+
+    @Test("histogram counts that overflow when merged are refused")
+    func overflowingHistograms() throws {
+        // One bucket at 1 ms holding 5e18 phones: a histogram the reader accepts, two of which overflow an Int.
+        var bytes: [UInt8] = []
+        for var value in [UInt64(1_000), 5_000_000_000_000_000_000] {
+            while value >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
+                value >>= 7
+            }
+            bytes.append(UInt8(value))
+        }
+        let histogram: [String: Any] = [
+            "count": 5_000_000_000_000_000_000, "sum_us": 0, "min_us": 1_000, "max_us": 1_000, "lowest_us": 1,
+            "digits": 3, "buckets": Data(bytes).base64EncodedString(),
+        ]
+        let reports = try ["1/2", "2/2"].map { shard in
+            try editedReport(FleetStats(startedAt: runStart, shard: shard).report(durationS: 1)) {
+                $0["histograms"] = ["phone": histogram, "by_file": [String: Any]()]
+            }
+        }
+        #expect(reports[0].latencyMs.count == 5_000_000_000_000_000_000)
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge(reports, names: ["a.json", "b.json"])
+        }
+        #expect(
+            error.message.hasPrefix("histograms.phone counts overflow when merged (a.json, b.json)"),
+            "\(error.message)"
+        )
+    }
+
+    @Test("a report with a negative count, or counts whose total overflows, is refused on reading")
+    func impossibleCountsAreNotRead() throws {
+        let report = FleetStats(startedAt: runStart).report(durationS: 1)
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("'phone_outcomes.failed' is -1", { $0["phone_outcomes"] = ["failed": -1] }),
+            ("'http_status.200' is -5", { $0["http_status"] = ["200": -5] }),
+            ("'requests_by_file.initial.ok' is -2", { $0["requests_by_file"] = ["initial": ["ok": -2]] }),
+            ("'completions_per_s[1]' is -1", { $0["completions_per_s"] = [3, -1] }),
+            (
+                "the 'phone_outcomes' counts add up to more than 9223372036854775807",
+                { $0["phone_outcomes"] = ["provisioned": Int.max, "failed": 1] }
+            ),
+            (
+                "the 'requests_by_file' counts add up to more than",
+                { $0["requests_by_file"] = ["initial": ["timeout": Int.max], "master": ["timeout": Int.max]] }
+            ),
+            (
+                "histogram phone is damaged: a count of 9223372036854775808",
+                { json in
+                    var histograms = json["histograms"] as? [String: Any] ?? [:]
+                    var phone = histograms["phone"] as? [String: Any] ?? [:]
+                    phone["count"] = UInt64(Int.max) + 1
+                    histograms["phone"] = phone
+                    json["histograms"] = histograms
+                }
+            ),
+        ]
+        for (message, edit) in cases {
+            let error = try #require(throws: FleetReportError.self) { try editedReport(report, edit) }
+            #expect(error.kind == .invalidReport)
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    /// `report` written as JSON, edited, and read back.
+    private func editedReport(_ report: FleetReport, _ edit: (inout [String: Any]) -> Void) throws -> FleetReport {
+        var json = try #require(try JSONSerialization.jsonObject(with: Data(report.json())) as? [String: Any])
+        edit(&json)
+        return try FleetReport(json: JSONSerialization.data(withJSONObject: json))
     }
 }

@@ -54,6 +54,71 @@ struct CommandLineTests {
         #expect(r.stderr.contains("bad.json"))
     }
 
+    /// `vphone boot` flags set by `VPHONE_*` variables: an error names the variable, since the command line shows no
+    /// such flag; a value starting with `-` is the flag's value.
+    static let badVariables: [([String: String], Int32, [String])] = [
+        (["VPHONE_MAC": "zz"], 64, ["The value 'zz' is invalid for '--mac <mac>'", "--mac is VPHONE_MAC"]),
+        (
+            ["VPHONE_MAC": mac, "VPHONE_TIME_SCALE": "-1"], 64,
+            ["--time-scale must be a positive number", "(--time-scale is VPHONE_TIME_SCALE from the environment: "]
+        ),
+        (["VPHONE_MAC": mac, "VPHONE_DURATION": "-5"], 64, ["The value '-5' is invalid", "VPHONE_DURATION"]),
+        (["VPHONE_MAC": mac, "VPHONE_INSECURE": "maybe"], 64, ["'maybe'", "--insecure is VPHONE_INSECURE"]),
+        (["VPHONE_MAC": mac, "VPHONE_CA_FILE": "/nonexistent/ca.pem"], 64, ["--ca-file is VPHONE_CA_FILE"]),
+        // found at run time, after parsing: the message is about the flag, or about the path the variable holds
+        (
+            ["VPHONE_MAC": mac, "VPHONE_HTTP_PORT": "0", "VPHONE_HTTP_BIND": "nope"], 64,
+            ["--http-bind nope: not an IPv4 or IPv6 address", "--http-bind is VPHONE_HTTP_BIND"]
+        ),
+        (
+            ["VPHONE_REPLAY": "/nonexistent/recording"], 65,
+            ["recording /nonexistent/recording", "--replay is VPHONE_REPLAY from the environment: correct or unset it"]
+        ),
+    ]
+
+    @Test(arguments: badVariables)
+    func badVariablesAreNamed(environment: [String: String], code: Int32, says: [String]) throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-env")
+        let r = try vphone(["boot", "--once", "--prov-url", "http://127.0.0.1:1/"], cwd: dir, environment: environment)
+        #expect(r.code == code, "\(environment): \(r.stderr)")
+        for text in says { #expect(r.stderr.contains(text), "\(environment): \(r.stderr)") }
+    }
+
+    @Test func aFlagOnTheCommandLineIsNotBlamedOnAVariable() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-env")
+        let r = try vphone(["boot", "--mac", "zz", "--once"], cwd: dir, environment: ["VPHONE_TIME_SCALE": "60"])
+        #expect(r.code == 64)
+        #expect(r.stderr.contains("'--mac <mac>'") && !r.stderr.contains("environment"), "\(r.stderr)")
+    }
+
+    /// `VPHONE_PROFILE` is `--profile` for every command: a file it cannot read is exit 65 naming the variable, never
+    /// a silent run on the bundled profile; `--profile` beats it.
+    @Test func anUnreadableProfileVariableExits65() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-env")
+        let missing = ["VPHONE_PROFILE": dir + "/missing.json"]
+        let says = "profile \(dir)/missing.json (from VPHONE_PROFILE): cannot be read"
+        let boot = try vphone(["boot", "--mac", mac, "--once"], cwd: dir, environment: missing)
+        #expect(boot.code == 65, "\(boot.stderr)")
+        #expect(boot.stderr.contains(says) && boot.stderr.contains("unset VPHONE_PROFILE"), "\(boot.stderr)")
+        let fleet = try vphone(
+            ["fleet", "--count", "1", "--prov-url", "http://127.0.0.1:1/", "--quiet"],
+            cwd: dir,
+            environment: missing
+        )
+        #expect(fleet.code == 65, "\(fleet.stderr)")
+        #expect(fleet.stderr.contains(says), "\(fleet.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/Storage"), "no phone booted")
+        let flag = try vphone(
+            [
+                "boot", "--mac", mac, "--once", "--prov-url", "http://127.0.0.1:1/", "--profile",
+                TestProfiles.utg300Path,
+            ],
+            cwd: dir,
+            environment: missing
+        )
+        #expect(flag.code == 11, "\(flag.stderr)")
+    }
+
     @Test func macMustMatchAnExistingFlash() throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
         let port = NginxServer.freePort()

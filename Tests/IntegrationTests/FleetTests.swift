@@ -168,6 +168,60 @@ struct FleetTests {
         #expect(m["http_status"] as? [String: Int] == all["http_status"] as? [String: Int])
     }
 
+    /// `report merge` never counts a phone twice, never writes over a report it reads, and never traps on counts.
+    @Test func reportMergeRefusesCountingPhonesTwiceAndReplacingAnInput() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-merge")
+        // Runs against a dead server: quick, and every phone still counts.
+        for (name, extra) in [("r1", []), ("r2", []), ("s1", ["--shard", "1/2"]), ("s2", ["--shard", "2/2"])] {
+            let run = try vphone(
+                ["fleet", "--count", "4", "--prov-url", "http://127.0.0.1:1/", "--quiet", "--report", name + ".json"]
+                    + extra,
+                cwd: dir
+            )
+            #expect(run.code == 0, "\(run.stderr)")
+        }
+        try FileManager.default.copyItem(atPath: dir + "/r1.json", toPath: dir + "/copy.json")
+        try FileManager.default.copyItem(atPath: dir + "/s2.json", toPath: dir + "/s2-copy.json")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: "r1.json")
+        let r1 = try Data(contentsOf: URL(fileURLWithPath: dir + "/r1.json"))
+        for (args, code, says) in [
+            // the same file twice, however spelt: a bad command line
+            (["r1.json", "r1.json"], 64, "the report r1.json is given twice: give each report once"),
+            (["r1.json", "./r1.json"], 64, "the report r1.json is given twice (as r1.json and ./r1.json)"),
+            (["link.json", "r1.json"], 64, "the report link.json is given twice (as link.json and r1.json)"),
+            // an output that is an input
+            (["r1.json", "r2.json", "--to", "r1.json"], 64, "--to r1.json is the report r1.json, which it would"),
+            (["s1.json", "s2.json", "--html", "./s2.json"], 64, "--html ./s2.json is the report s2.json"),
+            (["r1.json", "r2.json", "--to", "link.json"], 64, "--to link.json is the report r1.json"),
+            // two files of one run
+            (["r1.json", "copy.json"], 65, "r1.json and copy.json are reports of the same run (both unsharded"),
+            (["s1.json", "s2.json", "s2-copy.json"], 65, "shard 2/2 is in more than one report (s2.json and s2-copy"),
+        ] {
+            let r = try vphone(["report", "merge"] + args, cwd: dir)
+            #expect(r.code == Int32(code), "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(says), "\(args): \(r.stderr)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: dir + "/r1.json")) == r1, "r1.json is untouched")
+        // Distinct runs and distinct shards still merge.
+        for (args, phones) in [(["r1.json", "r2.json"], 8), (["s1.json", "s2.json"], 4)] {
+            let r = try vphone(["report", "merge"] + args + ["--to", "m.json"], cwd: dir)
+            #expect(r.code == 0, "\(args): \(r.stderr)")
+            #expect(try report(dir + "/m.json")["phones"] as? Int == phones, "\(args)")
+        }
+        // Counts that overflow when added: exit 65 naming the count and the files, not a trap (exit 132).
+        for (name, count) in [("s1", 5_000_000_000_000_000_000), ("s2", 4_600_000_000_000_000_000)] {
+            var json = try report(dir + "/\(name).json")
+            json["http_status"] = ["200": count]
+            try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: dir + "/big-\(name).json"))
+        }
+        let big = try vphone(["report", "merge", "big-s1.json", "big-s2.json"], cwd: dir)
+        #expect(big.code == 65, "\(big.stderr)")
+        #expect(
+            big.stderr.contains("http_status.200 counts overflow when merged (big-s1.json, big-s2.json)"),
+            "\(big.stderr)"
+        )
+    }
+
     @Test func badFleetCommandLines() throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
         try FileManager.default.createDirectory(atPath: dir + "/reports", withIntermediateDirectories: false)
