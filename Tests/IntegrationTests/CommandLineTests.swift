@@ -62,7 +62,7 @@ struct CommandLineTests {
             ["VPHONE_MAC": mac, "VPHONE_TIME_SCALE": "-1"], 64,
             ["--time-scale must be a positive number", "(--time-scale is VPHONE_TIME_SCALE from the environment: "]
         ),
-        (["VPHONE_MAC": mac, "VPHONE_DURATION": "-5"], 64, ["The value '-5' is invalid", "VPHONE_DURATION"]),
+        (["VPHONE_MAC": mac, "VPHONE_DURATION": "-5"], 64, ["--duration -5: must be more than 0", "VPHONE_DURATION"]),
         (["VPHONE_MAC": mac, "VPHONE_INSECURE": "maybe"], 64, ["'maybe'", "--insecure is VPHONE_INSECURE"]),
         (["VPHONE_MAC": mac, "VPHONE_CA_FILE": "/nonexistent/ca.pem"], 64, ["--ca-file is VPHONE_CA_FILE"]),
         // found at run time, after parsing: the message is about the flag, or about the path the variable holds
