@@ -92,6 +92,9 @@ public enum ProvisioningURL {
                 reason: "the URL is \(expanded.utf8.count) characters long; the phone accepts at most \(maxLength)"
             )
         }
+        if let problem = characterProblem(expanded) ?? portProblem(expanded) {
+            throw URLProblem(url: expanded, reason: problem)
+        }
         if let scheme = scheme(of: expanded) {
             guard allowedSchemes.contains(scheme.lowercased()) else {
                 throw URLProblem(
@@ -102,6 +105,37 @@ public enum ProvisioningURL {
             return [withFileName(expanded, macros: macros)]
         }
         return schemelessOrder.map { withFileName("\($0)://\(expanded)", macros: macros) }
+    }
+
+    /// A space or control character no URL may hold (libcurl would refuse it as "bad/illegal format" at fetch
+    /// time, with no word of where), or nil.
+    static func characterProblem(_ url: String) -> String? {
+        guard let bad = url.utf8.first(where: { $0 <= 0x20 || $0 == 0x7F }) else { return nil }
+        return bad == 0x20
+            ? "the URL holds a space: write it as %20"
+            : "the URL holds the control character 0x\(String(bad, radix: 16, uppercase: true)): remove it"
+    }
+
+    /// A port that is not a number in 1...65535 (`host:0`, `host:65536`, `host:-1`, `host:http`), or nil. A
+    /// missing port (`host`, `host:`) is the scheme's default.
+    static func portProblem(_ url: String) -> String? {
+        let u = url.utf8
+        let start = url.schemeSeparator?.upperBound ?? u.startIndex
+        let end =
+            u[start...].firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }
+            ?? u.endIndex
+        var host = u[start..<end]
+        if let at = host.lastIndex(of: UInt8(ascii: "@")) { host = host[host.index(after: at)...] }
+        // An IPv6 literal's colons are inside its brackets.
+        if let close = host.lastIndex(of: UInt8(ascii: "]")) { host = host[host.index(after: close)...] }
+        guard let colon = host.lastIndex(of: UInt8(ascii: ":")) else { return nil }
+        let digits = host[host.index(after: colon)...]
+        if digits.isEmpty { return nil }
+        let text = String(decoding: digits, as: UTF8.self)
+        guard digits.count <= 5, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+            let port = Int(text), (1...65535).contains(port)
+        else { return "the port \"\(text)\" is not a port number (1-65535)" }
+        return nil
     }
 
     /// The scheme of `url` if it has `scheme://`.

@@ -122,9 +122,7 @@ struct Boot: AsyncParsableCommand {
         if record != nil && replay != nil {
             throw ValidationError("--record and --replay exclude each other: record a live boot, replay it later")
         }
-        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-            throw ValidationError("--ca-file \(caFile): no such readable file (expected a PEM file of CA certificates)")
-        }
+        if let caFile { try checkCAFile(caFile) }
     }
 
     func run() async throws {

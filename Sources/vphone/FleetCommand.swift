@@ -130,9 +130,7 @@ struct FleetCommand: AsyncParsableCommand {
             do { _ = try Threshold.parse(t) } catch { throw ValidationError("--fail-if '\(t)': \(error)") }
         }
         if let sourceIps { _ = try CIDR.addresses(sourceIps) }
-        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-            throw ValidationError("--ca-file \(caFile): no such readable file")
-        }
+        if let caFile { try checkCAFile(caFile) }
         // Outputs are written when the run ends: a path that cannot take them is refused now, not after the run.
         let outputs = [("--report", report), ("--csv", csv), ("--html", html)]
         for case let (option, path?) in outputs { try checkOutputPath(path, option: option) }

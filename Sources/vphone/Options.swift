@@ -1,4 +1,5 @@
 import ArgumentParser
+import Crypto
 import Flash
 import Foundation
 import Logging
@@ -134,6 +135,27 @@ func loadSnapshot(_ store: FlashStore) throws -> FlashSnapshot {
 }
 
 /// Writes `vphone: message` to standard error, naming the `VPHONE_*` variable behind a flag (or path) it is about.
+/// Refuses a `--ca-file` that every HTTPS transfer would then fail on: missing, a directory, too big, or not PEM
+/// certificates libcrypto can read (each is parsed, as the phone parses a downloaded root certificate).
+func checkCAFile(_ path: String) throws {
+    var info = stat()
+    guard stat(path, &info) == 0, access(path, R_OK) == 0 else {
+        throw ValidationError("--ca-file \(path): no such readable file (expected a PEM file of CA certificates)")
+    }
+    guard info.st_mode & S_IFMT == S_IFREG else {
+        throw ValidationError("--ca-file \(path) is not a file: give a PEM file of CA certificates")
+    }
+    guard info.st_size <= 4 << 20 else {
+        throw ValidationError(
+            "--ca-file \(path) is \(info.st_size) bytes: a PEM file of CA certificates is far smaller"
+        )
+    }
+    let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+    do { _ = try CertificatePEM.count(bytes) } catch {
+        throw ValidationError("--ca-file \(path): \(error.description)")
+    }
+}
+
 func fail(_ message: String) {
     note(namingEnvironmentSources(message, launch.sources))
 }

@@ -23,6 +23,17 @@ struct CommandLineTests {
         (["boot", "--mac", mac, "--duration", "106751991167d"], "must be at most 100 years"),
         (["boot", "--mac", mac, "--duration=-5s"], "--duration -5s: must be more than 0"),
         (["boot", "--mac", mac, "--time-scale", "1e12"], "up to 1e9"),
+        // What libcurl would only refuse at fetch time (exit 11), and a CA file every HTTPS transfer would fail on.
+        (["boot", "--mac", mac, "--prov-url", "http://127.0.0.1:65536/", "--once"], "the port \"65536\" is not"),
+        (["boot", "--mac", mac, "--prov-url", "http://h/my file.cfg", "--once"], "holds a space"),
+        (
+            ["boot", "--mac", mac, "--prov-url", "http://h/", "--ca-file", "/etc", "--once"],
+            "--ca-file /etc is not a file"
+        ),
+        (
+            ["boot", "--mac", mac, "--prov-url", "http://h/", "--ca-file", "/etc/passwd", "--once"],
+            "not a PEM certificate"
+        ),
     ]
 
     @Test(arguments: badCommandLines)

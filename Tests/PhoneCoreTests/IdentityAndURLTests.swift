@@ -75,6 +75,28 @@ struct IdentityAndURLTests {
         #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(url, macros: macros) }
     }
 
+    /// What libcurl would refuse at fetch time as "bad/illegal format", refused where the URL is read, saying why.
+    @Test(arguments: [
+        ("http://127.0.0.1:65536/", "the port \"65536\" is not a port number (1-65535)"),
+        ("http://127.0.0.1:0/", "the port \"0\" is not a port number"),
+        ("http://h:-1/", "the port \"-1\""), ("tftp://h:http/", "the port \"http\""),
+        ("http://u:p@h:99999/x", "the port \"99999\""), ("prov.test:70000", "the port \"70000\""),
+        ("http://h/my file.cfg", "holds a space: write it as %20"), ("http://h/x\u{7}.cfg", "control character 0x7"),
+    ])
+    func malformedURLsAreRefusedSayingWhy(_ url: String, _ reason: String) throws {
+        let problem = #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(url, macros: macros) }
+        #expect(problem?.reason.contains(reason) == true, "\(String(describing: problem))")
+    }
+
+    @Test func portsAndIPv6LiteralsThatAreFine() throws {
+        for url in [
+            "http://h:1/x", "http://h:65535/x", "http://h:/x", "http://[::1]/x", "http://[::1]:8080/x",
+            "http://u:p@h/x", "http://u:p@[fe80::1]:80/x", "h:8080/x",
+        ] {
+            #expect(throws: Never.self) { try ProvisioningURL.candidates(url, macros: macros) }
+        }
+    }
+
     @Test func tooLongAndEmptyUrls() {
         let long = "http://p/" + String(repeating: "a", count: 380)
         #expect(throws: URLProblem.self) { try ProvisioningURL.candidates(long, macros: macros) }
