@@ -19,7 +19,7 @@ struct Boot: AsyncParsableCommand {
             Exit codes with --once (and after --duration: of the last cycle): 0 every configured file downloaded and \
             applied; 10 at least one file fell back to its saved copy (or had none); 11 no usable configuration at \
             all; 64 bad command line (or a --record DIR that cannot be used); 65 unusable flash file, profile or \
-            recording.
+            recording, or a --record recording that could not be written in full (a full disk: the phone runs on).
 
             Quirks (profile "quirks"): reuseConnection (default off: a fresh connection per file), \
             overrideFromSavedCopy (default off: perm="!" overrides a local edit only when freshly downloaded), \
@@ -202,6 +202,7 @@ struct Boot: AsyncParsableCommand {
         if let manifest, discovery == DiscoveryOptions() { discovery = manifest.discoveryOptions }
         let machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
         var curl: CurlTransport?
+        var recorder: RecordingTransport?
         var transport: any Transport
         if let manifest, let replay {
             transport = ReplayTransport(dir: replay, manifest: manifest)
@@ -216,14 +217,17 @@ struct Boot: AsyncParsableCommand {
             }
             if let record {
                 do {
-                    transport = try RecordingTransport(
+                    let recording = try RecordingTransport(
                         wrapping: transport,
                         dir: record,
                         flashPath: target.path,
                         mac: snapshot.identity.mac,
                         phoneStart: clock.now(),
-                        discovery: discovery
+                        discovery: discovery,
+                        logger: logger
                     )
+                    recorder = recording
+                    transport = recording
                 } catch {
                     fail("\(error)")
                     curl?.shutdown()
@@ -278,14 +282,18 @@ struct Boot: AsyncParsableCommand {
         await api?.stop()
         await runtime.shutdown()
         curl?.shutdown()
+        // A signal is a clean stop (exit 0); otherwise the exit code is the last cycle's outcome.
+        let outcome = stopper.stopped ? 0 : (last.map { $0.outcome == .provisioned ? 0 : $0.outcome.rawValue } ?? 0)
+        // A recording with a gap (a full disk) must not pass for a whole one: said, and exit 65, after the run.
+        let incompleteRecording = recorder?.incomplete
+        if let incompleteRecording { fail("\(incompleteRecording) (the boot itself ended with exit code \(outcome))") }
         let flashError = await runtime.flashError
         if let flashError {
             fail("\(flashError)")
             throw Exit.data
         }
-        // A signal is a clean stop (exit 0); otherwise the exit code is the last cycle's outcome.
-        if stopper.stopped { return }
-        if let last, last.outcome != .provisioned { throw ExitCode(last.outcome.rawValue) }
+        if incompleteRecording != nil { throw Exit.data }
+        if outcome != 0 { throw ExitCode(outcome) }
     }
 }
 
