@@ -154,6 +154,7 @@ struct Boot: AsyncParsableCommand {
             ?? ScaledClock(scale: timeScale)
 
         var target = location
+        var copiedFrom: String?  // the image a copy was made of (--snapshot, --replay): what errors name
         if let manifest, target.mac == nil, !FileManager.default.fileExists(atPath: target.path) {
             target.mac = MAC(manifest.mac)  // a new image for a replay belongs to the recorded phone
         }
@@ -168,6 +169,7 @@ struct Boot: AsyncParsableCommand {
             }
             if let recorded {
                 target.flash = try scratchCopy(of: recorded, reason: "--replay")
+                copiedFrom = recorded
             } else {
                 // A recording of a phone's very first boot: start from a factory-fresh flash with the recorded MAC.
                 target.flash = try scratchDirectory(reason: "--replay") + "/\(manifest.mac).flash"
@@ -175,17 +177,24 @@ struct Boot: AsyncParsableCommand {
             }
         } else if snapshot {
             target.flash = try scratchCopy(of: location.path, reason: "--snapshot")
+            copiedFrom = location.path
         }
-        let store = try target.openOrCreate(profile: profile, now: clock.now())
-        if snapshot || replay != nil {
-            do {
-                try store.integrityCheck()
-            } catch {
-                fail("\(error)")
-                throw Exit.data
+        let store: FlashStore
+        let snapshot: FlashSnapshot
+        if let copiedFrom {
+            (store, snapshot) = try openCopy(target, of: copiedFrom)
+        } else {
+            store = try target.openOrCreate(profile: profile, now: clock.now())
+            if replay != nil {
+                do {
+                    try store.integrityCheck()
+                } catch {
+                    fail("\(error)")
+                    throw Exit.data
+                }
             }
+            snapshot = try loadSnapshot(store)
         }
-        let snapshot = try loadSnapshot(store)
         if insecure {
             logger.warning("TLS VERIFICATION IS OFF (--insecure): any server can impersonate the provisioning server")
         }
@@ -313,6 +322,31 @@ func scratchCopy(of source: String, reason: String) throws -> String {
         fail("\(reason): cannot copy \(source): \(error.localizedDescription)")
         throw Exit.data
     }
+}
+
+/// Opens the copy a boot runs on (`--snapshot`, `--replay`), checked whole. When it cannot be booted the copy is
+/// removed and the error names `original`, the image the user gave: the copy is only a detail of how it is booted.
+func openCopy(_ copy: FlashLocation, of original: String) throws -> (FlashStore, FlashSnapshot) {
+    func refuse(_ message: String, _ code: ExitCode, closing store: FlashStore?) -> ExitCode {
+        store?.close()
+        let scratch = (copy.path as NSString).deletingLastPathComponent
+        if (scratch as NSString).lastPathComponent.hasPrefix("vphone-") {
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        fail(message.replacingOccurrences(of: copy.path, with: original))
+        return code
+    }
+    let store: FlashStore
+    do { store = try FlashStore.open(at: copy.path) } catch { throw refuse("\(error)", Exit.data, closing: nil) }
+    let snapshot: FlashSnapshot
+    do {
+        try store.integrityCheck()
+        snapshot = try store.load()
+    } catch {
+        throw refuse("\(error)", Exit.data, closing: store)
+    }
+    if let mismatch = copy.macMismatch(snapshot) { throw refuse(mismatch, Exit.usage, closing: store) }
+    return (store, snapshot)
 }
 
 /// A new private (0700) directory under the system's temporary directory.

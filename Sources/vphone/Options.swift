@@ -110,16 +110,22 @@ struct FlashLocation: ParsableArguments {
     }
 
     private func checkMAC(_ store: FlashStore) throws {
-        guard let mac else { return }
+        guard mac != nil else { return }
         let snapshot: FlashSnapshot
         do { snapshot = try store.load() } catch {
             fail("\(error)")
             throw Exit.data
         }
-        if snapshot.identity.mac != mac {
-            fail("flash \(path) belongs to \(snapshot.identity.mac), not \(mac): drop --mac or pick the right --flash")
+        if let mismatch = macMismatch(snapshot) {
+            fail(mismatch)
             throw Exit.usage
         }
+    }
+
+    /// The refusal when the image belongs to another phone than `--mac` says (exit 64), or nil.
+    func macMismatch(_ snapshot: FlashSnapshot) -> String? {
+        guard let mac, snapshot.identity.mac != mac else { return nil }
+        return "flash \(path) belongs to \(snapshot.identity.mac), not \(mac): drop --mac or pick the right --flash"
     }
 }
 
