@@ -70,6 +70,15 @@ struct FlashLocation: ParsableArguments {
     @Option(help: "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB). Optional when --flash exists.")
     var mac: MAC?
 
+    /// Run by every command that has these options, before its own `validate()`.
+    func validate() throws {
+        if flash?.isEmpty == true {
+            throw ValidationError(
+                "--flash \"\": an empty path; give the flash file's path (or --mac MAC for Storage/<MAC>.flash)"
+            )
+        }
+    }
+
     /// Commands call this from their `validate()`: one of the two must be given.
     func requireGiven() throws {
         if flash == nil && mac == nil {
