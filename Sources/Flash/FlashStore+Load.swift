@@ -126,6 +126,16 @@ extension FlashStore {
         return newestFirst.reversed()
     }
 
+    /// The power-ons the event log holds entries of, in order (0: before the first boot, as after a factory reset;
+    /// the oldest boots' entries go once the log holds `maxEvents`).
+    public func eventBoots() throws(FlashError) -> [Int] {
+        var boots: [Int] = []
+        try connection.query("SELECT DISTINCT boot FROM events ORDER BY boot", table: "events") {
+            (row) throws(FlashError) in boots.append(try row.int(0))
+        }
+        return boots
+    }
+
     /// How many entries the event log holds, by level, and the times of the oldest and newest.
     func eventSummary() throws(FlashError) -> (byLevel: [LogEntry.Level: Int], first: PhoneTime?, last: PhoneTime?) {
         try connection.transaction(.deferred) { () throws(FlashError) in

@@ -143,6 +143,28 @@ extension FleetReport: Codable {
             phoneLatency: try histograms.phone.latencyHistogram(path: "phone"),
             stageLatency: stageLatency
         )
+        // A negative or endless run makes every rate wrong; a week of seconds is the most `FleetStats` counts
+        // completions over, and a longer array only costs memory (and more again when merged).
+        guard durationS.isFinite, durationS >= 0 else {
+            throw FleetReportError(
+                .invalidReport,
+                "'duration_s' is \(durationS); a run lasts 0 seconds or more: give the file vphone wrote"
+            )
+        }
+        if let steadyStateS, !steadyStateS.isFinite || steadyStateS < 0 {
+            throw FleetReportError(
+                .invalidReport,
+                "'steady_state_s' is \(steadyStateS); expected seconds since the start, 0 or more: give the file "
+                    + "vphone wrote"
+            )
+        }
+        guard completionsPerS.count <= Self.maxCompletionsPerS else {
+            throw FleetReportError(
+                .invalidReport,
+                "'completions_per_s' has \(completionsPerS.count) entries; a report holds at most "
+                    + "\(Self.maxCompletionsPerS), one per second of a week: give the file vphone wrote"
+            )
+        }
         // Reports written before these were kept have neither: not measured.
         atInFlightLimitS = try container.decodeIfPresent(Double.self, forKey: .atInFlightLimitS) ?? 0
         loopS = try container.decodeIfPresent(Double.self, forKey: .loopS) ?? 0

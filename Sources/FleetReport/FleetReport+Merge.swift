@@ -19,7 +19,8 @@ extension FleetReport {
     ///   without a name is "report 1", "report 2", ...
     /// - Throws: `FleetReportError` when there is nothing to merge, when versions differ, when a shard appears
     ///   twice, when one unsharded run appears twice, when shards come from different splits (`1/4` with `2/3`),
-    ///   when sharded and unsharded reports are mixed, or when counts are negative or overflow when merged.
+    ///   when sharded and unsharded reports are mixed, when counts are negative or overflow when merged, or when
+    ///   the reports started so far apart that their completions would span more than a week.
     public static func merge(_ reports: [FleetReport], names: [String] = []) throws -> FleetReport {
         func name(_ index: Int) -> String { index < names.count ? names[index] : "report \(index + 1)" }
         guard let first = reports.first else {
@@ -40,6 +41,7 @@ extension FleetReport {
         let shard = try mergedShard(reports.map(\.shard), name: name)
         try refuseRepeatedRuns(reports, name: name)
         let earliest = reports.map(\.startedAtMs).min() ?? first.startedAtMs
+        try refuseRunsTooFarApart(reports, earliest: earliest, name: name)
 
         var merged = FleetReport(
             version: first.version,
@@ -147,6 +149,41 @@ extension FleetReport {
             }
             seen[run] = index
         }
+    }
+
+    /// Refuses reports whose completions, placed on the earliest start, would span more than a report holds
+    /// (`maxCompletionsPerS`, a week): reports started years apart (an edited file, or shards of different
+    /// runs) would otherwise allocate one `completions_per_s` entry per second between them and exhaust memory.
+    /// The merged report stays one `FleetReport(json:)` reads back.
+    private static func refuseRunsTooFarApart(
+        _ reports: [FleetReport],
+        earliest: Int64,
+        name: (Int) -> String
+    ) throws {
+        // In Double: start times a report can hold are far apart only by millennia, never past 2^53 ms.
+        func end(_ report: FleetReport) -> Double {
+            ((Double(report.startedAtMs) - Double(earliest)) / 1000).rounded() + Double(report.completionsPerS.count)
+        }
+        guard let last = reports.indices.max(by: { end(reports[$0]) < end(reports[$1]) }),
+            end(reports[last]) > Double(maxCompletionsPerS),
+            let first = reports.firstIndex(where: { $0.startedAtMs == earliest })
+        else { return }
+        func started(_ index: Int) -> String { Timestamp.iso8601(milliseconds: reports[index].startedAtMs) }
+        let days = Format.fixed((end(reports[last]) / 86_400).rounded(.up), 0)
+        let week = "\(maxCompletionsPerS / 86_400) days"
+        guard first != last else {
+            throw FleetReportError(
+                .invalidReport,
+                "\(name(last)): 'completions_per_s' spans \(days) days, more than the \(week) a report holds: give "
+                    + "the file `vphone fleet --report` wrote, unedited"
+            )
+        }
+        throw FleetReportError(
+            .incompatibleReports,
+            "cannot merge \(name(first)) (started \(started(first))) with \(name(last)) (started \(started(last))): "
+                + "their completions would span \(days) days, more than the \(week) a report holds; the shards of "
+                + "one run start within \(week) of each other: merge the reports of one run"
+        )
     }
 
     /// The shard label of a merge: nil when every shard of the split is there (or none was sharded), else the

@@ -70,6 +70,10 @@ public struct FleetReport: Sendable, Equatable {
         self.stageLatency = stageLatency
     }
 
+    /// The most `completionsPerS` entries a report holds: one per second of a week (`FleetStats` counts a later
+    /// completion in the last second). A longer array is refused on reading, and a merge that would need one.
+    static let maxCompletionsPerS = FleetStats.State.completionSeconds + 1
+
     // MARK: - Counts
 
     public var startedAt: Date { Date(timeIntervalSince1970: Double(startedAtMs) / 1000) }

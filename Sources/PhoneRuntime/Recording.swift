@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PhoneCore
 import Transport
 
@@ -66,6 +67,14 @@ public enum Recording {
     /// Why a recording cannot be used.
     public struct RecordingError: Error, CustomStringConvertible, Sendable {
         public var message: String
+        /// Why the system refused (`strerror`), when it did; also at the end of `message`.
+        public var reason: String
+
+        public init(message: String, reason: String? = nil) {
+            self.message = message + (reason.map { " (\($0))" } ?? "")
+            self.reason = reason ?? message
+        }
+
         public var description: String { message }
     }
 
@@ -214,14 +223,25 @@ public enum Recording {
 }
 
 /// Passes every fetch to another transport and writes the exchange into a recording directory.
+///
+/// A file that cannot be written (a full disk) does not stop the phone: the first failure is logged as an error,
+/// naming the file and the reason, and `incomplete` says what the recording lacks when the run is over.
 public final class RecordingTransport: Transport, @unchecked Sendable {
     private let inner: any Transport
     private let dir: String
+    private let logger: Logger?
     private let lock = NSLock()
     private var manifest: Recording.Manifest
+    /// The bodies that could not be written ("body-0003.bin (No space left on device)"), in order.
+    private var lostBodies: [String] = []
+    /// Why the last write of `recording.json` failed; nil once one succeeds again (it holds every exchange).
+    private var manifestProblem: String?
+    private var reported = false
 
     /// Copies the flash image into `dir` first.
-    /// - Parameter dir: a directory made ready with `Recording.prepareDirectory` (new or empty, mode 0700).
+    /// - Parameters:
+    ///   - dir: a directory made ready with `Recording.prepareDirectory` (new or empty, mode 0700).
+    ///   - logger: where the first file that cannot be written is reported, as it happens.
     /// - Throws: `RecordingError` naming the file that could not be written and why.
     public init(
         wrapping inner: any Transport,
@@ -229,10 +249,12 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
         flashPath: String,
         mac: MAC,
         phoneStart: PhoneTime,
-        discovery: DiscoveryOptions
+        discovery: DiscoveryOptions,
+        logger: Logger? = nil
     ) throws(Recording.RecordingError) {
         self.inner = inner
         self.dir = dir
+        self.logger = logger
         let copy = dir + "/flash.flash"
         if FileManager.default.fileExists(atPath: flashPath) {
             do {
@@ -277,16 +299,16 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
         switch result {
         case .success(let r):
             let name = String(format: "body-%04d.bin", seq)
-            let path = dir + "/" + name
-            FileManager.default.createFile(
-                atPath: path,
-                contents: Data(r.body),
-                attributes: [.posixPermissions: 0o600]
-            )
             exchange.status = r.status
             exchange.contentType = r.contentType
-            exchange.body = name
             exchange.bytes = r.body.count
+            if let problem = Self.writeNewFile(dir + "/" + name, r.body, replacing: false) {
+                // Named in the manifest only when written: a replay then says the body is missing.
+                lost("\(name) (\(problem))")
+                lostBodies.append("\(name) (\(problem))")
+            } else {
+                exchange.body = name
+            }
             timings = r.timings
         case .failure(let f):
             exchange.failure = .init(kind: f.kind.rawValue, status: f.httpStatus, message: f.message)
@@ -297,7 +319,43 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
             "first_byte": timings.firstByteUs, "total": timings.totalUs,
         ]
         manifest.exchanges.append(exchange)
-        try? write()
+        do {
+            try write()
+            manifestProblem = nil
+        } catch {
+            lost("recording.json (\(error.reason))")
+            manifestProblem = error.reason
+        }
+    }
+
+    /// What the recording lacks because a file could not be written, with the fix; nil when it is complete.
+    /// Read it when the phone has stopped.
+    public var incomplete: String? {
+        lock.lock()
+        defer { lock.unlock() }
+        var missing: [String] = []
+        if let first = lostBodies.first {
+            missing.append(
+                lostBodies.count == 1
+                    ? "the body of 1 exchange was not saved, \(first)"
+                    : "the bodies of \(lostBodies.count) exchanges were not saved (the first \(first))"
+            )
+        }
+        if let manifestProblem {
+            missing.append("the last exchanges are not in recording.json (\(manifestProblem))")
+        }
+        guard !missing.isEmpty else { return nil }
+        return "recording \(dir) is incomplete: \(missing.joined(separator: "; ")); a replay of it lacks them: "
+            + "make room on its disk (or record into another directory) and record again"
+    }
+
+    /// Reports the first file that could not be written, as it happens; later ones are summed up in `incomplete`.
+    private func lost(_ file: String) {
+        guard !reported else { return }
+        reported = true
+        logger?.error(
+            "recording \(dir): cannot write \(file); the recording is incomplete (the phone keeps running)"
+        )
     }
 
     private func write() throws(Recording.RecordingError) {
@@ -308,11 +366,38 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
         }
         let path = dir + "/recording.json"
         let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: data, attributes: [.posixPermissions: 0o600]),
-            Foundation.rename(tmp, path) == 0
-        else {
-            throw Recording.RecordingError(message: "recording \(dir): cannot write recording.json")
+        if let problem = Self.writeNewFile(tmp, [UInt8](data), replacing: true) {
+            throw Recording.RecordingError(message: "recording \(dir): cannot write recording.json", reason: problem)
         }
+        guard Foundation.rename(tmp, path) == 0 else {
+            let problem = String(cString: strerror(errno))
+            unlink(tmp)
+            throw Recording.RecordingError(message: "recording \(dir): cannot write recording.json", reason: problem)
+        }
+    }
+
+    /// Writes `bytes` to `path` (mode 0600) and returns nil, or the reason it could not (`strerror`: "No space left
+    /// on device") with nothing half-written left behind. An existing file is replaced only when `replacing`.
+    private static func writeNewFile(_ path: String, _ bytes: [UInt8], replacing: Bool) -> String? {
+        func reason() -> String { String(cString: strerror(errno)) }
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (replacing ? O_TRUNC : O_EXCL), 0o600)
+        guard fd >= 0 else { return reason() }
+        var problem: String?
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { buffer in
+                Foundation.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                problem = reason()
+                break
+            }
+            offset += written
+        }
+        if close(fd) != 0, problem == nil { problem = reason() }
+        if problem != nil { unlink(path) }
+        return problem
     }
 }
 

@@ -19,7 +19,7 @@ struct Boot: AsyncParsableCommand {
             Exit codes with --once (and after --duration: of the last cycle): 0 every configured file downloaded and \
             applied; 10 at least one file fell back to its saved copy (or had none); 11 no usable configuration at \
             all; 64 bad command line (or a --record DIR that cannot be used); 65 unusable flash file, profile or \
-            recording.
+            recording, or a --record recording that could not be written in full (a full disk: the phone runs on).
 
             Quirks (profile "quirks"): reuseConnection (default off: a fresh connection per file), \
             overrideFromSavedCopy (default off: perm="!" overrides a local edit only when freshly downloaded), \
@@ -152,6 +152,7 @@ struct Boot: AsyncParsableCommand {
             ?? ScaledClock(scale: timeScale)
 
         var target = location
+        var copiedFrom: String?  // the image a copy was made of (--snapshot, --replay): what errors name
         if let manifest, target.mac == nil, !FileManager.default.fileExists(atPath: target.path) {
             target.mac = MAC(manifest.mac)  // a new image for a replay belongs to the recorded phone
         }
@@ -166,6 +167,7 @@ struct Boot: AsyncParsableCommand {
             }
             if let recorded {
                 target.flash = try scratchCopy(of: recorded, reason: "--replay")
+                copiedFrom = recorded
             } else {
                 // A recording of a phone's very first boot: start from a factory-fresh flash with the recorded MAC.
                 target.flash = try scratchDirectory(reason: "--replay") + "/\(manifest.mac).flash"
@@ -173,17 +175,24 @@ struct Boot: AsyncParsableCommand {
             }
         } else if snapshot {
             target.flash = try scratchCopy(of: location.path, reason: "--snapshot")
+            copiedFrom = location.path
         }
-        let store = try target.openOrCreate(profile: profile, now: clock.now())
-        if snapshot || replay != nil {
-            do {
-                try store.integrityCheck()
-            } catch {
-                fail("\(error)")
-                throw Exit.data
+        let store: FlashStore
+        let snapshot: FlashSnapshot
+        if let copiedFrom {
+            (store, snapshot) = try openCopy(target, of: copiedFrom)
+        } else {
+            store = try target.openOrCreate(profile: profile, now: clock.now())
+            if replay != nil {
+                do {
+                    try store.integrityCheck()
+                } catch {
+                    fail("\(error)")
+                    throw Exit.data
+                }
             }
+            snapshot = try loadSnapshot(store)
         }
-        let snapshot = try loadSnapshot(store)
         if insecure {
             logger.warning("TLS VERIFICATION IS OFF (--insecure): any server can impersonate the provisioning server")
         }
@@ -200,6 +209,7 @@ struct Boot: AsyncParsableCommand {
         if let manifest, discovery == DiscoveryOptions() { discovery = manifest.discoveryOptions }
         let machine = PhoneMachine(profile: PreparedProfile(profile), flash: snapshot, discovery: discovery)
         var curl: CurlTransport?
+        var recorder: RecordingTransport?
         var transport: any Transport
         if let manifest, let replay {
             transport = ReplayTransport(dir: replay, manifest: manifest)
@@ -214,14 +224,17 @@ struct Boot: AsyncParsableCommand {
             }
             if let record {
                 do {
-                    transport = try RecordingTransport(
+                    let recording = try RecordingTransport(
                         wrapping: transport,
                         dir: record,
                         flashPath: target.path,
                         mac: snapshot.identity.mac,
                         phoneStart: clock.now(),
-                        discovery: discovery
+                        discovery: discovery,
+                        logger: logger
                     )
+                    recorder = recording
+                    transport = recording
                 } catch {
                     fail("\(error)")
                     curl?.shutdown()
@@ -276,14 +289,18 @@ struct Boot: AsyncParsableCommand {
         await api?.stop()
         await runtime.shutdown()
         curl?.shutdown()
+        // A signal is a clean stop (exit 0); otherwise the exit code is the last cycle's outcome.
+        let outcome = stopper.stopped ? 0 : (last.map { $0.outcome == .provisioned ? 0 : $0.outcome.rawValue } ?? 0)
+        // A recording with a gap (a full disk) must not pass for a whole one: said, and exit 65, after the run.
+        let incompleteRecording = recorder?.incomplete
+        if let incompleteRecording { fail("\(incompleteRecording) (the boot itself ended with exit code \(outcome))") }
         let flashError = await runtime.flashError
         if let flashError {
             fail("\(flashError)")
             throw Exit.data
         }
-        // A signal is a clean stop (exit 0); otherwise the exit code is the last cycle's outcome.
-        if stopper.stopped { return }
-        if let last, last.outcome != .provisioned { throw ExitCode(last.outcome.rawValue) }
+        if incompleteRecording != nil { throw Exit.data }
+        if outcome != 0 { throw ExitCode(outcome) }
     }
 }
 
@@ -303,6 +320,31 @@ func scratchCopy(of source: String, reason: String) throws -> String {
         fail("\(reason): cannot copy \(source): \(error.localizedDescription)")
         throw Exit.data
     }
+}
+
+/// Opens the copy a boot runs on (`--snapshot`, `--replay`), checked whole. When it cannot be booted the copy is
+/// removed and the error names `original`, the image the user gave: the copy is only a detail of how it is booted.
+func openCopy(_ copy: FlashLocation, of original: String) throws -> (FlashStore, FlashSnapshot) {
+    func refuse(_ message: String, _ code: ExitCode, closing store: FlashStore?) -> ExitCode {
+        store?.close()
+        let scratch = (copy.path as NSString).deletingLastPathComponent
+        if (scratch as NSString).lastPathComponent.hasPrefix("vphone-") {
+            try? FileManager.default.removeItem(atPath: scratch)
+        }
+        fail(message.replacingOccurrences(of: copy.path, with: original))
+        return code
+    }
+    let store: FlashStore
+    do { store = try FlashStore.open(at: copy.path) } catch { throw refuse("\(error)", Exit.data, closing: nil) }
+    let snapshot: FlashSnapshot
+    do {
+        try store.integrityCheck()
+        snapshot = try store.load()
+    } catch {
+        throw refuse("\(error)", Exit.data, closing: store)
+    }
+    if let mismatch = copy.macMismatch(snapshot) { throw refuse(mismatch, Exit.usage, closing: store) }
+    return (store, snapshot)
 }
 
 /// A new private (0700) directory under the system's temporary directory.

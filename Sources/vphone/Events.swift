@@ -23,14 +23,24 @@ struct Events: ParsableCommand {
     @Flag(help: "What happened, boot by boot and cycle by cycle, for a person reading a field failure.")
     var timeline = false
 
-    @Option(help: "Only this power-on (1 = the first boot of this flash).")
+    @Option(help: "Only this power-on (1 = the first boot of this flash; 0 = before it, as after a factory reset).")
     var boot: Int?
 
     @Option(help: "Only the last N entries.")
     var last: Int?
 
     func validate() throws {
+        if image?.isEmpty == true { throw ValidationError("IMAGE \"\": an empty path; give the flash image's path") }
         if image == nil { try location.requireGiven() }
+        if let boot, boot < 0 {
+            throw ValidationError(
+                "--boot \(boot): boots are counted from 1 (0: before the first boot); see which an image holds with "
+                    + "vphone events IMAGE --timeline"
+            )
+        }
+        if let last, last < 1 {
+            throw ValidationError("--last \(last): give how many of the newest entries, 1 or more")
+        }
         if image != nil && location.flash != nil { throw ValidationError("give the image once: IMAGE or --flash") }
         if json && timeline { throw ValidationError("--json and --timeline exclude each other") }
     }
@@ -44,7 +54,13 @@ struct Events: ParsableCommand {
             if timeline { try store.integrityCheck() }
             // No secret reaches the terminal: an old event may quote a URL with its credentials.
             entries = try store.events(boot: boot, limit: last).map(\.withURLCredentialsMasked)
-        } catch {
+            if let boot, entries.isEmpty {
+                // Nothing printed and exit 0 would pass for "that boot logged nothing": a boot always logs its
+                // power-on, so the number is wrong for this image, as a --mac of another phone is (exit 64).
+                fail(Self.noSuchBoot(boot, in: where_.path, holding: try store.eventBoots()))
+                throw Exit.usage
+            }
+        } catch let error as FlashError {
             fail("\(error)")
             throw Exit.data
         }
@@ -67,6 +83,29 @@ struct Events: ParsableCommand {
                 print("\(e.at) #\(e.boot) \(level) \(kind) \(e.message)")
             }
         }
+    }
+}
+
+extension Events {
+    /// Why `--boot boot` shows nothing: the boots the image's event log holds instead, and the fix.
+    static func noSuchBoot(_ boot: Int, in image: String, holding boots: [Int]) -> String {
+        guard let oldest = boots.first else {
+            return "no boot \(boot) in the event log of \(image): the log is empty; leave out --boot"
+        }
+        // Runs of consecutive boots as ranges: "0, 2...5, 7".
+        var runs: [String] = []
+        var start = oldest
+        for (index, current) in boots.enumerated() where index + 1 == boots.count || boots[index + 1] != current + 1 {
+            runs.append(start == current ? "\(start)" : "\(start)...\(current)")
+            if index + 1 < boots.count { start = boots[index + 1] }
+        }
+        let held = (boots.count == 1 ? "boot " : "boots ") + runs.joined(separator: ", ")
+        let firstBoot = boots.first { $0 > 0 }
+        let dropped =
+            boot > 0 && boot < (firstBoot ?? 0)
+            ? " (older boots' entries were dropped: the log keeps the newest \(FlashStore.maxEvents))" : ""
+        let fix = boots.count == 1 ? "give --boot \(oldest)" : "give one of those"
+        return "no boot \(boot) in the event log of \(image): it holds \(held)\(dropped); \(fix), or leave out --boot"
     }
 }
 

@@ -71,6 +71,15 @@ struct FlashLocation: ParsableArguments {
     @Option(help: "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB). Optional when --flash exists.")
     var mac: MAC?
 
+    /// Run by every command that has these options, before its own `validate()`.
+    func validate() throws {
+        if flash?.isEmpty == true {
+            throw ValidationError(
+                "--flash \"\": an empty path; give the flash file's path (or --mac MAC for Storage/<MAC>.flash)"
+            )
+        }
+    }
+
     /// Commands call this from their `validate()`: one of the two must be given.
     func requireGiven() throws {
         if flash == nil && mac == nil {
@@ -111,16 +120,22 @@ struct FlashLocation: ParsableArguments {
     }
 
     private func checkMAC(_ store: FlashStore) throws {
-        guard let mac else { return }
+        guard mac != nil else { return }
         let snapshot: FlashSnapshot
         do { snapshot = try store.load() } catch {
             fail("\(error)")
             throw Exit.data
         }
-        if snapshot.identity.mac != mac {
-            fail("flash \(path) belongs to \(snapshot.identity.mac), not \(mac): drop --mac or pick the right --flash")
+        if let mismatch = macMismatch(snapshot) {
+            fail(mismatch)
             throw Exit.usage
         }
+    }
+
+    /// The refusal when the image belongs to another phone than `--mac` says (exit 64), or nil.
+    func macMismatch(_ snapshot: FlashSnapshot) -> String? {
+        guard let mac, snapshot.identity.mac != mac else { return nil }
+        return "flash \(path) belongs to \(snapshot.identity.mac), not \(mac): drop --mac or pick the right --flash"
     }
 }
 

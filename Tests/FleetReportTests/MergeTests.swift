@@ -245,6 +245,73 @@ struct MergeTests {
         }
     }
 
+    /// Reports started far apart (an edited `started_at`, shards of runs on different days) once made `merge`
+    /// allocate one `completions_per_s` entry per second between them: years apart, gigabytes. More than a week
+    /// (what one report holds) is refused, naming the files and their starts; within it, they merge.
+    @Test("reports whose completions would span more than a week are refused, naming the files and their starts")
+    func startsTooFarApart() throws {
+        func shard(_ label: String, startedAfter seconds: TimeInterval) -> FleetReport {
+            let stats = FleetStats(startedAt: runStart.addingTimeInterval(seconds), shard: label)
+            stats.recordPhone(
+                mac: mac(1),
+                outcome: "provisioned",
+                intendedStartS: 0,
+                completedAtS: 2,
+                latencyUs: 1_000,
+                files: [:],
+                error: nil
+            )
+            return stats.report(durationS: 3)
+        }
+        let error = try #require(throws: FleetReportError.self) {
+            try FleetReport.merge(
+                [shard("1/2", startedAfter: 8 * 86_400), shard("2/2", startedAfter: 0)],
+                names: ["late.json", "early.json"]
+            )
+        }
+        #expect(error.kind == .incompatibleReports)
+        #expect(
+            error.message.hasPrefix(
+                "cannot merge early.json (started 2025-01-06T08:00:00.250Z) with late.json (started "
+                    + "2025-01-14T08:00:00.250Z): their completions would span 9 days, more than the 7 days a "
+                    + "report holds; the shards of one run start within 7 days of each other"
+            ),
+            "\(error.message)"
+        )
+        // Six days apart is one (long) run: merged, and the merged report reads back.
+        let merged = try FleetReport.merge([shard("1/2", startedAfter: 6 * 86_400), shard("2/2", startedAfter: 0)])
+        #expect(merged.completionsPerS.count == 6 * 86_400 + 3)
+        #expect(merged.phones == 2)
+        #expect(try FleetReport(json: merged.json()) == merged)
+    }
+
+    @Test("a report with a negative or endless duration, or a completions_per_s longer than a week, is not read")
+    func impossibleSpansAreNotRead() throws {
+        let report = FleetStats(startedAt: runStart).report(durationS: 1)
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("'duration_s' is -2.5; a run lasts 0 seconds or more", { $0["duration_s"] = -2.5 }),
+            ("'steady_state_s' is -1.0; expected seconds since the start", { $0["steady_state_s"] = -1 }),
+            (
+                "'completions_per_s' has 604802 entries; a report holds at most 604801, one per second of a week",
+                { $0["completions_per_s"] = [Int](repeating: 0, count: 604_802) }
+            ),
+        ]
+        for (message, edit) in cases {
+            let error = try #require(throws: FleetReportError.self) { try editedReport(report, edit) }
+            #expect(error.kind == .invalidReport)
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+        // A number too large for a Double is no duration either (JSON has no infinity; 1e999 overflows).
+        let text = String(decoding: report.json(), as: UTF8.self)
+        let endless = text.replacingOccurrences(of: "\"duration_s\" : 1", with: "\"duration_s\" : 1e999")
+        #expect(endless != text)
+        #expect(throws: FleetReportError.self) { try FleetReport(json: Array(endless.utf8)) }
+        // A week of seconds exactly is what FleetStats can write: read.
+        #expect(throws: Never.self) {
+            try editedReport(report) { $0["completions_per_s"] = [Int](repeating: 0, count: 604_801) }
+        }
+    }
+
     /// `report` written as JSON, edited, and read back.
     private func editedReport(_ report: FleetReport, _ edit: (inout [String: Any]) -> Void) throws -> FleetReport {
         var json = try #require(try JSONSerialization.jsonObject(with: Data(report.json())) as? [String: Any])

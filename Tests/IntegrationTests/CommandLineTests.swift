@@ -34,6 +34,15 @@ struct CommandLineTests {
             ["boot", "--mac", mac, "--prov-url", "http://h/", "--ca-file", "/etc/passwd", "--once"],
             "not a PEM certificate"
         ),
+        // An empty path was taken for a file and refused as an unusable flash (exit 65).
+        (["boot", "--flash", "", "--once"], "--flash \"\": an empty path; give the flash file's path"),
+        (["events", "--flash", ""], "--flash \"\": an empty path"),
+        (["config", "show", "--flash", ""], "--flash \"\": an empty path"),
+        (["factory-reset", "--flash", ""], "--flash \"\": an empty path"),
+        (["events", ""], "IMAGE \"\": an empty path"),
+        // Printed nothing and exited 0.
+        (["events", "--mac", mac, "--boot=-1"], "--boot -1: boots are counted from 1"),
+        (["events", "--mac", mac, "--last", "0"], "--last 0: give how many of the newest entries, 1 or more"),
     ]
 
     @Test(arguments: badCommandLines)
@@ -159,6 +168,42 @@ struct CommandLineTests {
         let lines = events.stdout.split(separator: "\n")
         #expect(lines.count == 1)
         #expect(lines.first?.contains("factory-reset") == true)
+    }
+
+    /// `events --boot N` for a boot the image never had printed nothing and exited 0, as if that boot had logged
+    /// nothing (every boot logs at least its power-on): now it names the boots the image holds, exit 64.
+    @Test func eventsOfABootTheImageDoesNotHoldSayWhichItHolds() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for _ in 1...3 {
+            let r = try vphone(
+                ["boot", "--mac", mac, "--flash", "p.flash", "--prov-url", "http://127.0.0.1:9/", "--once"],
+                cwd: dir
+            )
+            #expect(r.code == 11, "\(r.stderr)")
+        }
+        for args in [["--boot", "99"], ["--boot", "0"], ["--boot", "4", "--timeline"], ["--boot", "4", "--json"]] {
+            let r = try vphone(["events", "p.flash"] + args, cwd: dir)
+            #expect(r.code == 64, "\(args): \(r.stderr)")
+            #expect(r.stdout.isEmpty, "\(args): \(r.stdout)")
+            #expect(
+                r.stderr.contains(
+                    "vphone: no boot \(args[1]) in the event log of p.flash: it holds boots 1...3; give one of those, "
+                        + "or leave out --boot"
+                ),
+                "\(args): \(r.stderr)"
+            )
+        }
+        let second = try vphone(["events", "p.flash", "--boot", "2"], cwd: dir)
+        #expect(second.code == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("power on (boot 2)"), "\(second.stdout)")
+        // After a factory reset the log holds boot 0 alone (before the first boot): shown, and named when asked.
+        #expect(try vphone(["factory-reset", "--flash", "p.flash"], cwd: dir).code == 0)
+        let reset = try vphone(["events", "p.flash", "--boot", "0"], cwd: dir)
+        #expect(reset.code == 0 && reset.stdout.contains("factory-reset"), "\(reset.stderr)")
+        let gone = try vphone(["events", "p.flash", "--boot", "2"], cwd: dir)
+        #expect(gone.code == 64)
+        #expect(gone.stderr.contains("it holds boot 0; give --boot 0, or leave out --boot"), "\(gone.stderr)")
     }
 
     @Test func configShowJSONShape() throws {

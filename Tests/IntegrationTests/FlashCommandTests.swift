@@ -224,8 +224,9 @@ struct FlashCommandTests {
 
     // MARK: - Refusals
 
-    /// Every unusable image, for every command that reads one: the store's message, exit 65, nothing touched.
-    @Test func everyUnusableImageIsRefusedWith65AndLeftAlone() throws {
+    /// Makes a good image and every kind of unusable one beside it; returns each unusable name (one missing) with
+    /// the words of the store's refusal.
+    func makeUnusableImages() throws -> [(String, String)] {
         try build("good.flash")
         let good = try bytes("good.flash")
         try Data().write(to: URL(fileURLWithPath: path("empty.flash")))
@@ -245,13 +246,17 @@ struct FlashCommandTests {
         var plain = good
         plain.replaceSubrange(68..<72, with: [0, 0, 0, 0])
         try plain.write(to: URL(fileURLWithPath: path("plain.flash")))
-        let cases: [(String, String)] = [
+        return [
             ("missing.flash", "no flash image at"), ("empty.flash", "is empty"),
             ("random.flash", "is not an SQLite database"), ("truncated.flash", "is damaged"),
             ("newer.flash", "newer vphone (schema 3)"), ("older.flash", "older vphone (schema 0)"),
             ("plain.flash", "not a vphone flash image"),
         ]
-        for (name, words) in cases {
+    }
+
+    /// Every unusable image, for every command that reads one: the store's message, exit 65, nothing touched.
+    @Test func everyUnusableImageIsRefusedWith65AndLeftAlone() throws {
+        for (name, words) in try makeUnusableImages() {
             let before = try? bytes(name)
             for args in [
                 ["flash", "info", name], ["flash", "export", name, "--to", "out.json"],
@@ -266,5 +271,49 @@ struct FlashCommandTests {
             #expect(!FileManager.default.fileExists(atPath: path("out.json")))
         }
         #expect(!FileManager.default.fileExists(atPath: path("missing.flash")))
+    }
+
+    /// `boot --snapshot` boots a temporary copy of the image: on an unusable image its error named the copy
+    /// (/tmp/vphone-snapshot-…/x.flash), a file the user never gave, and left the copy behind. So did a replay of
+    /// a recording whose flash is damaged.
+    @Test func bootingACopyOfAnUnusableImageNamesTheImageAndLeavesNoCopy() throws {
+        let scratch = path("tmp")
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        func boot(_ args: [String]) throws -> Run {
+            try vphone(
+                ["boot"] + args + ["--once", "--prov-url", "http://127.0.0.1:9/"],
+                cwd: dir,
+                environment: ["TMPDIR": scratch + "/"]
+            )
+        }
+        for (name, words) in try makeUnusableImages() {
+            let before = try? bytes(name)
+            let r = try boot(["--snapshot", "--flash", name])
+            #expect(r.code == 65, "\(name): \(r.stderr)")
+            #expect(r.stderr.contains(name) && r.stderr.contains(words), "\(name): \(r.stderr)")
+            #expect(!r.stderr.contains("vphone-snapshot"), "\(name): \(r.stderr)")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "\(name)")
+            #expect((try? bytes(name)) == before, "\(name) was changed")
+        }
+        // Another phone's image: a bad command line, named as given, no copy left.
+        let other = try boot(["--snapshot", "--flash", "good.flash", "--mac", "0080F0C571EC"])
+        #expect(other.code == 64, "\(other.stderr)")
+        #expect(
+            other.stderr.contains("flash good.flash belongs to \(mac), not 0080F0C571EC: drop --mac"),
+            "\(other.stderr)"
+        )
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
+        // A recording whose flash is damaged: its flash.flash is named.
+        let recording = path("rec")
+        try FileManager.default.copyItem(
+            atPath: TestProfiles.repositoryRoot + "/Storage/examples/master-404/incident",
+            toPath: recording
+        )
+        try bytes("truncated.flash").write(to: URL(fileURLWithPath: recording + "/flash.flash"))
+        let replay = try vphone(["boot", "--replay", "rec"], cwd: dir, environment: ["TMPDIR": scratch + "/"])
+        #expect(replay.code == 65, "\(replay.stderr)")
+        #expect(replay.stderr.contains("/rec/flash.flash is damaged"), "\(replay.stderr)")
+        #expect(!replay.stderr.contains("vphone-replay"), "\(replay.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty)
     }
 }

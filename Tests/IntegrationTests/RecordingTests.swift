@@ -174,3 +174,50 @@ struct RecordingTests {
         #expect(FileManager.default.fileExists(atPath: recording + "/recording.json"))
     }
 }
+
+extension RecordingTests {
+    /// A body that could not be written (a full disk) used to leave a silent gap in the recording: the result of
+    /// writing it was ignored and the boot ended 0. A directory takes the first body's name while that body trickles
+    /// in, so its write fails whoever runs the test (root too); the phone runs on, the failure is logged when it
+    /// happens, and the exit says the recording is incomplete.
+    @Test func aBodyThatCannotBeWrittenIsReportedAndTheRecordingCalledIncomplete() throws {
+        let server = try ProvServer(extraConfig: "location = /KX-UTG300.cfg { limit_rate 100; }")
+        let dir = try makeTemporaryDirectory(prefix: "vphone-record-gap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let running = try startVPhone(
+            ["boot", "--mac", mac, "--flash", "phone.flash", "--prov-url", server.base, "--once", "--record", "rec"],
+            cwd: dir
+        )
+        // recording.json is written before the first download starts; the first body takes seconds to arrive.
+        try waitFor(seconds: 20) { FileManager.default.fileExists(atPath: dir + "/rec/recording.json") }
+        try FileManager.default.createDirectory(atPath: dir + "/rec/body-0001.bin", withIntermediateDirectories: false)
+        let r = running.wait()
+        #expect(r.code == 65, "\(r.stderr)")
+        #expect(
+            r.stderr.contains(
+                "recording rec: cannot write body-0001.bin (File exists); the recording is incomplete (the phone "
+                    + "keeps running)"
+            ),
+            "\(r.stderr)"
+        )
+        #expect(
+            r.stderr.contains(
+                "vphone: recording rec is incomplete: the body of 1 exchange was not saved, body-0001.bin (File "
+                    + "exists); a replay of it lacks them: make room on its disk (or record into another directory) "
+                    + "and record again (the boot itself ended with exit code 0)"
+            ),
+            "\(r.stderr)"
+        )
+        // Nothing else was lost: the other exchanges and their bodies are in the recording.
+        let manifest = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: dir + "/rec/recording.json"))
+        )
+        let exchanges = try #require((manifest as? [String: Any])?["exchanges"] as? [[String: Any]])
+        #expect(exchanges.count == 4, "\(exchanges)")
+        #expect(exchanges.first?["body"] == nil && exchanges.first?["status"] as? Int == 200, "\(exchanges)")
+        for exchange in exchanges.dropFirst() {
+            let body = try #require(exchange["body"] as? String)
+            #expect(FileManager.default.fileExists(atPath: dir + "/rec/" + body))
+        }
+    }
+}
