@@ -255,7 +255,7 @@ struct FlashCommand: ParsableCommand {
                 }
                 let bytes = Array(data)
                 let name = URL(fileURLWithPath: path).lastPathComponent
-                let document: ConfigDocument
+                var document: ConfigDocument
                 do {
                     // Both formats, whatever the profile reads (see the discussion), within the profile's size limits.
                     document = try ConfigParser.parse(
@@ -268,6 +268,8 @@ struct FlashCommand: ParsableCommand {
                     fail("\(error)")
                     throw Exit.data
                 }
+                // As the phone reads it: the parameters of lines the model does not have are left out, with a warning.
+                if let kept = profile.withoutAbsentLines(document) { document = kept }
                 for warning in document.warnings { fail("\(path): \(warning)") }
                 configFiles.append(
                     ConfigFile(
