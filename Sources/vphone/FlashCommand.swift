@@ -201,7 +201,7 @@ struct FlashCommand: ParsableCommand {
         @Option(help: "The product file.") var product: String?
         @Option(help: "The master file.") var master: String?
 
-        @Option(help: "The phone's MAC address, 12 hex digits.") var mac: MAC
+        @Option(help: "The phone's MAC address, 12 hex digits, unicast (e.g. 0080F0C571EB).") var mac: MAC
 
         @Option(help: "The new flash image (must not exist).") var to: String
 
@@ -211,6 +211,7 @@ struct FlashCommand: ParsableCommand {
         @OptionGroup var profileOption: ProfileOption
 
         func validate() throws {
+            try mac.requirePhoneMAC("--mac")
             _ = try assignments()
             if let time, PhoneTime(iso8601: time) == nil {
                 throw ValidationError("--time \(time) is not a time like 2026-11-27T08:00:00.000Z (UTC)")

@@ -126,6 +126,16 @@ struct FlashCommandTests {
             #expect(r.stderr.contains(words), "\(files): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: path("new.flash")))
         }
+        // A phone's MAC is unicast (and not all zeros).
+        for (bad, says) in [
+            ("FFFFFFFFFFFF", "is the broadcast address"), ("0100005E0001", "is a multicast address"),
+            ("000000000000", "is all zeros"),
+        ] {
+            let r = try vphone(["flash", "from-config", "bad.xml", "--mac", bad, "--to", "new.flash"], cwd: dir)
+            #expect(r.code == 64, "\(bad): \(r.stderr)")
+            #expect(r.stderr.contains("--mac \(bad) \(says)"), "\(bad): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: path("new.flash")))
+        }
         try build("taken.flash")
         let before = try bytes("taken.flash")
         let r = try vphone(["flash", "from-config", "dump.txt", "--mac", mac, "--to", "taken.flash"], cwd: dir)
