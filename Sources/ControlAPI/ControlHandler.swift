@@ -231,6 +231,7 @@ struct ControlHandler: HTTPHandler {
         switch e.kind {
         case .unknownParameter: return error(.notFound, e.kind.rawValue, e.message)
         case .readOnly: return error(.forbidden, e.kind.rawValue, e.message)
+        case .invalidValue: return error(.unprocessableContent, e.kind.rawValue, e.message)
         case .stopped: return error(.serviceUnavailable, e.kind.rawValue, e.message)
         case .flash: return error(.internalServerError, e.kind.rawValue, e.message)
         }

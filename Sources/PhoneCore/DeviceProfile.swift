@@ -120,3 +120,53 @@ public struct DeviceProfile: Hashable, Sendable, Codable {
         return String(name[..<us])
     }
 }
+
+// MARK: - Lines the model does not have
+
+extension DeviceProfile {
+    /// The line of `name` when it is a per-line parameter of a line this model does not have (`SIP_PASS_7` on a
+    /// 6-line phone, `SIP_PASS_0`); nil for every other name.
+    public func absentLine(_ name: String) -> Int? {
+        // Most names end in a letter: no per-line parameter at all.
+        guard let last = name.utf8.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return nil }
+        let bare = Self.bareName(name)
+        guard bare != name, lineDefaults[bare] != nil, let n = Int(name.dropFirst(bare.count + 1)) else { return nil }
+        return (1...max(1, lines)).contains(n) ? nil : n
+    }
+
+    /// `document` without the per-line parameters of lines this model does not have (`<Line idx="7">` or
+    /// `PHONE_NUMBER_7` on a 6-line phone), each such line named once in the warnings at its first parameter: the
+    /// phone has nowhere to put them, so it ignores them as it ignores any part of a file it cannot use, and the rest
+    /// of the file applies. nil when the document has none (the common case: nothing is copied).
+    public func withoutAbsentLines(_ document: ConfigDocument) -> ConfigDocument? {
+        var dropped: [Int: [ConfigEntry]] = [:]
+        for section in [document.initial, document.device] {
+            for (name, entry) in section {
+                if let n = absentLine(name) { dropped[n, default: []].append(entry) }
+            }
+        }
+        guard !dropped.isEmpty else { return nil }
+        var out = document
+        var added: [ConfigWarning] = []
+        let has = lines <= 1 ? "has line 1 only" : "has lines 1 to \(lines)"
+        for (n, entries) in dropped {
+            let sorted = entries.sorted { ($0.line, $0.name) < ($1.line, $1.name) }
+            for e in sorted {
+                if e.section == .initial { out.initial[e.name] = nil } else { out.device[e.name] = nil }
+            }
+            let names = sorted.prefix(5).map(\.name).joined(separator: ", ")
+            let more = sorted.count > 5 ? " and \(sorted.count - 5) more" : ""
+            added.append(
+                ConfigWarning(
+                    line: sorted[0].line,
+                    message: "\(names)\(more): the \(model) \(has), not line \(n); ignored"
+                )
+            )
+        }
+        // In file order, the parser's warnings first on a line.
+        out.warnings = (document.warnings.map { ($0, 0) } + added.map { ($0, 1) })
+            .sorted { ($0.0.line, $0.1, $0.0.message) < ($1.0.line, $1.1, $1.0.message) }
+            .map(\.0)
+        return out
+    }
+}

@@ -477,6 +477,8 @@ public struct LocalEditRefusal: Error, Hashable, Sendable, CustomStringConvertib
     public enum Kind: String, Sendable {
         case unknownParameter = "unknown_parameter"
         case readOnly = "read_only"
+        /// A value the phone would refuse or replace by a default (`ValueForm`).
+        case invalidValue = "invalid_value"
     }
     public var kind: Kind
     public var name: String
@@ -488,7 +490,8 @@ public enum LocalEditRule {
     /// Checks and records a local edit, as the phone's web UI does (spec §4: `R` refuses local edits).
     ///
     /// - Returns: the flash changes (the edit, the new effective value, an event).
-    /// - Throws: `LocalEditRefusal` for a parameter the phone does not know or one provisioned read-only.
+    /// - Throws: `LocalEditRefusal` for a parameter the phone does not know, one provisioned read-only, or a value
+    ///   the phone would not use (`ValueForm`: a timer, a switch, a URL it downloads from).
     public static func apply(
         name: String,
         value: String,
@@ -514,6 +517,11 @@ public enum LocalEditRule {
                     "\(name) is read-only: the \(current.source.rawValue) file provisions it with perm=\"\(current.perm)\"; "
                     + "change it on the provisioning server instead"
             )
+        }
+        let identity = snapshot.identity
+        let macros = MacroContext(mac: identity.mac, model: identity.model, firmware: identity.firmware)
+        if let problem = ValueForm.of(name)?.problem(name, value, macros: macros) {
+            throw LocalEditRefusal(kind: .invalidValue, name: name, message: problem)
         }
         var changes = FlashChanges()
         changes.setLocalEdits = [LocalEdit(name: name, value: value, editedAt: now)]

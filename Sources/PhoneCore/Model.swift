@@ -93,6 +93,20 @@ public struct MAC: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var description: String { upper }
 
     public func advanced(by n: UInt64) -> MAC { MAC(value: value &+ n) }
+
+    /// A multicast address: the least significant bit of the first octet is set (the first octet is odd). The
+    /// broadcast address FFFFFFFFFFFF is one.
+    public var isMulticast: Bool { value & 0x0100_0000_0000 != 0 }
+
+    /// Why no phone can have this MAC, as the end of a sentence starting with it ("is a multicast address ..."); nil
+    /// for a unicast address other than all zeros. A phone's (any device's) own MAC is unicast. Flash images and
+    /// stores are not checked: one may already hold such a MAC.
+    public var notAPhoneMAC: String? {
+        if value == 0 { return "is all zeros, which no device has" }
+        if value == 0xFFFF_FFFF_FFFF { return "is the broadcast address" }
+        if isMulticast { return "is a multicast address (the first octet is odd)" }
+        return nil
+    }
     public static func < (a: MAC, b: MAC) -> Bool { a.value < b.value }
 
     private func hex(uppercase: Bool) -> String {

@@ -204,7 +204,8 @@ public final class PreparedProfile: Sendable {
             if let hit = documents.lookup(body, key: key, kind: kind) {
                 return (hit.document, hit.run, .same(hit.body))
             }
-            let doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
+            var doc = try ConfigParser.parse(body, file: file, accepting: formats, limits: limits)
+            if let kept = profile.withoutAbsentLines(doc) { doc = kept }
             return (doc, documents.store(body, doc, key: key), nil)
         }
         // A phone's own file. The last phone's file with other values: only its texts are read. Else it is read in
@@ -228,12 +229,15 @@ public final class PreparedProfile: Sendable {
         }
         switch try ConfigParser.parseInFileOrder(body, file: file, accepting: formats, limits: limits) {
         case .document(let doc):
-            return (doc, nil, nil)
+            return (profile.withoutAbsentLines(doc) ?? doc, nil, nil)
         case .scanned(let scanned):
+            // The last file's names have no line the model lacks (such a file is never kept, below).
             if let run = merges.ownRun(sameNamesAs: scanned) {
                 return (ConfigDocument(format: .xml, hasInitialSection: scanned.hasInitialSection), run, nil)
             }
             let doc = ConfigParser.document(of: scanned)
+            // Parameters of lines the model does not have are left out: such a file is no template for the next.
+            if let kept = profile.withoutAbsentLines(doc) { return (kept, nil, nil) }
             // Every name once and none under <Initial>: the names and their order are kept for the next phone.
             let whole = doc.initial.isEmpty && doc.device.count == scanned.entries.count
             return (doc, whole ? merges.ownRun(fileOrder: scanned) : nil, nil)

@@ -30,6 +30,7 @@ public struct ControlError: Error, Sendable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case unknownParameter = "unknown_parameter"
         case readOnly = "read_only"
+        case invalidValue = "invalid_value"
         case flash, stopped
     }
     public var kind: Kind
@@ -76,10 +77,13 @@ extension PhoneRuntime {
     /// A local edit, refused like the phone's web UI refuses it.
     public func setParameter(_ name: String, value: String) throws(ControlError) {
         if let refusal = localEdit(name: name, value: value) {
-            throw ControlError(
-                kind: refusal.kind == .readOnly ? .readOnly : .unknownParameter,
-                message: refusal.message
-            )
+            let kind: ControlError.Kind
+            switch refusal.kind {
+            case .unknownParameter: kind = .unknownParameter
+            case .readOnly: kind = .readOnly
+            case .invalidValue: kind = .invalidValue
+            }
+            throw ControlError(kind: kind, message: refusal.message)
         }
     }
 

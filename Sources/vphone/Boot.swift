@@ -102,6 +102,8 @@ struct Boot: AsyncParsableCommand {
             throw ValidationError("--duration \(duration.text): \(problem)")
         }
         if replay == nil { try location.requireGiven() }
+        // The MAC of a new image (an existing one carries its own: use --flash for an image made with such a MAC).
+        try location.mac?.requirePhoneMAC("--mac")
         guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
             throw ValidationError(
                 "--time-scale must be a positive number up to 1e9 (e.g. 60 or 10080), got \(timeScale)"

@@ -69,7 +69,11 @@ struct Config: ParsableCommand {
             abstract: "Edit a parameter locally, as on the phone's web UI.",
             discussion: """
                 A local edit beats every provisioned file, unless a provisioned value carries perm="!" (then the \
-                next download overwrites it). A parameter provisioned with perm="R" refuses local edits (exit 65).
+                next download overwrites it). A parameter provisioned with perm="R" refuses local edits (exit 65), \
+                and so does a value the phone would not use: a timer out of range (CFG_CYCLIC_INTVL 1...40320, \
+                CFG_RTRY_INTVL 1...1440 minutes), a CFG_RESYNC_TIME that is not HH:MM, a TIME_ZONE outside \
+                -840...840, a switch that is not Y or N, a URL it downloads from with a refused scheme (exit 65). \
+                An empty CFG_RESYNC_TIME, TIME_ZONE or URL unsets it.
                 """
         )
         @Argument(help: "Parameter name, e.g. CFG_CYCLIC or SIP_AUTHID_1.") var name: String

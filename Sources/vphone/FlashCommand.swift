@@ -201,7 +201,7 @@ struct FlashCommand: ParsableCommand {
         @Option(help: "The product file.") var product: String?
         @Option(help: "The master file.") var master: String?
 
-        @Option(help: "The phone's MAC address, 12 hex digits.") var mac: MAC
+        @Option(help: "The phone's MAC address, 12 hex digits, unicast (e.g. 0080F0C571EB).") var mac: MAC
 
         @Option(help: "The new flash image (must not exist).") var to: String
 
@@ -211,6 +211,7 @@ struct FlashCommand: ParsableCommand {
         @OptionGroup var profileOption: ProfileOption
 
         func validate() throws {
+            try mac.requirePhoneMAC("--mac")
             _ = try assignments()
             if let time, PhoneTime(iso8601: time) == nil {
                 throw ValidationError("--time \(time) is not a time like 2026-11-27T08:00:00.000Z (UTC)")
@@ -255,7 +256,7 @@ struct FlashCommand: ParsableCommand {
                 }
                 let bytes = Array(data)
                 let name = URL(fileURLWithPath: path).lastPathComponent
-                let document: ConfigDocument
+                var document: ConfigDocument
                 do {
                     // Both formats, whatever the profile reads (see the discussion), within the profile's size limits.
                     document = try ConfigParser.parse(
@@ -268,6 +269,8 @@ struct FlashCommand: ParsableCommand {
                     fail("\(error)")
                     throw Exit.data
                 }
+                // As the phone reads it: the parameters of lines the model does not have are left out, with a warning.
+                if let kept = profile.withoutAbsentLines(document) { document = kept }
                 for warning in document.warnings { fail("\(path): \(warning)") }
                 configFiles.append(
                     ConfigFile(

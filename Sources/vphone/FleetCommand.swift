@@ -28,7 +28,9 @@ struct FleetCommand: AsyncParsableCommand {
     )
 
     @Option(help: "How many phones.") var count: Int
-    @Option(help: "MAC of the first phone; the others follow consecutively.") var macStart: MAC = MAC("0080F0000001")!
+    @Option(help: "MAC of the first phone (unicast); the others follow consecutively.") var macStart: MAC = MAC(
+        "0080F0000001"
+    )!
     @Option(help: "Initial-file URL every phone uses (as if set by hand).") var provURL: String?
     @Option(name: .customLong("dhcp-option66"), help: "DHCP option 66 value handed to every phone.") var option66:
         String?
@@ -92,12 +94,18 @@ struct FleetCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard count > 0, count <= 1_000_000 else { throw ValidationError("--count must be 1...1000000, got \(count)") }
-        // The last MAC is FFFFFFFFFFFF: a range past it would wrap round to 000000000000.
-        let lastMAC: UInt64 = 0xFFFF_FFFF_FFFF
-        if macStart.value > lastMAC - UInt64(count - 1) {
+        // Every phone's MAC is unicast. The range is checked at its ends: a block of unicast or of multicast
+        // addresses is 2^40 long, far more than --count, so a range that starts and ends unicast is unicast
+        // throughout. It never reaches FFFFFFFFFFFF either (its first octet is odd), so it cannot wrap round.
+        try macStart.requirePhoneMAC("--mac-start")
+        let last = macStart.advanced(by: UInt64(count - 1))
+        if last.isMulticast {
+            let firstMulticast = last.value & 0xFF00_0000_0000
             throw ValidationError(
-                "--mac-start \(macStart.upper) with --count \(count) runs past FFFFFFFFFFFF, the last MAC: start at "
-                    + "\(MAC(value: lastMAC - UInt64(count - 1)).upper) or lower, or give a smaller --count"
+                "--mac-start \(macStart.upper) with --count \(count) runs into \(MAC(value: firstMulticast).upper), a "
+                    + "multicast address (the first octet is odd): a phone's MAC is unicast; give --count "
+                    + "\(firstMulticast - macStart.value) or less, or start at "
+                    + "\(MAC(value: firstMulticast - UInt64(count)).upper) or lower"
             )
         }
         if let shard, let problem = shard.problem { throw ValidationError("--shard \(shard.text): \(problem)") }

@@ -14,6 +14,12 @@ enum Exit {
 
 extension MAC: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
+
+    /// Refuses, as a bad command line (exit 64), a MAC no phone can have (`notAPhoneMAC`) given with `flag`.
+    func requirePhoneMAC(_ flag: String) throws {
+        guard let problem = notAPhoneMAC else { return }
+        throw ValidationError("\(flag) \(upper) \(problem): a phone's MAC is unicast, e.g. 0080F0C571EB")
+    }
 }
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable {
@@ -68,7 +74,10 @@ struct FlashLocation: ParsableArguments {
     @Option(help: "The phone's flash file (default: Storage/<MAC>.flash).")
     var flash: String?
 
-    @Option(help: "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB). Optional when --flash exists.")
+    @Option(
+        help:
+            "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB; unicast for a new phone). Optional when --flash exists."
+    )
     var mac: MAC?
 
     /// Run by every command that has these options, before its own `validate()`.

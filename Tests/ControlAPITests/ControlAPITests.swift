@@ -247,6 +247,20 @@ struct ControlAPITests {
             #expect(readOnly.object["error"] as? String == "read_only")
             #expect((readOnly.object["message"] as? String)?.contains("perm=\"R\"") == true)
 
+            // a value the phone would not use, as `vphone config set` refuses it (the same rule)
+            let invalid = try await http("PUT", url + "CFG_RESYNC_TIME", body: #"{"value": "25:99"}"#)
+            #expect(invalid.status == 422)
+            #expect(invalid.object["error"] as? String == "invalid_value")
+            #expect(
+                (invalid.object["message"] as? String)?.hasPrefix(
+                    "CFG_RESYNC_TIME=\"25:99\" is not a time of day HH:MM (00:00-23:59)"
+                ) == true,
+                "\(invalid.text)"
+            )
+            let scheme = try await http("PUT", url + "USR_PROV_SVR_URL", body: #"{"value": "file:///etc/passwd"}"#)
+            #expect(scheme.status == 422)
+            #expect((scheme.object["message"] as? String)?.contains("the scheme \"file\" is refused") == true)
+
             for (body, fragment) in [
                 ("{not json", "not valid JSON"),
                 ("", "the body is empty"),
@@ -272,6 +286,8 @@ struct ControlAPITests {
             let config = try await http("GET", phone.base + "/config").object as? [String: [String: String]] ?? [:]
             #expect(config["NTP_ADDR"]?["value"] == "pool.ntp.org")
             #expect(config["SIP_AUTHID_1"]?["value"] == "201")
+            #expect(config["CFG_RESYNC_TIME"]?["value"] == "")
+            #expect(config["USR_PROV_SVR_URL"]?["source"] != "local")
         }
     }
 

@@ -128,6 +128,10 @@ struct BootTests {
         let refused = try vphone(["config", "set", "SIP_AUTHID_1", "999", "--mac", mac], cwd: dir)
         #expect(refused.code == 65)
         #expect(refused.stderr.contains("read-only"))
+        // so does a value the phone would not use, with the same exit code and the form it takes
+        let invalid = try vphone(["config", "set", "CFG_CYCLIC_INTVL", "0", "--mac", mac], cwd: dir)
+        #expect(invalid.code == 65)
+        #expect(invalid.stderr.contains("CFG_CYCLIC_INTVL=\"0\" is not a whole number of minutes in 1...40320"))
         // without "!", the local edit survives provisioning
         #expect(try vphone(boot, cwd: dir).code == 0)
         var config = try configShow(flash: flash, cwd: dir)

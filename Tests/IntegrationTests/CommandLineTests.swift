@@ -9,6 +9,16 @@ struct CommandLineTests {
     static let badCommandLines: [([String], String)] = [
         (["boot", "--mac", "0080F0C571E", "--once"], "--mac"),
         (["boot", "--mac", "XYZ", "--once"], "--mac"),
+        // A phone's MAC is unicast, and not all zeros.
+        (
+            ["boot", "--mac", "FFFFFFFFFFFF", "--once"],
+            "--mac FFFFFFFFFFFF is the broadcast address: a phone's MAC is unicast"
+        ),
+        (
+            ["boot", "--mac", "010000000000", "--once"],
+            "--mac 010000000000 is a multicast address (the first octet is odd): a phone's MAC is unicast, e.g. 0080F0C571EB"
+        ),
+        (["boot", "--mac", "00:00:00:00:00:00", "--once"], "--mac 000000000000 is all zeros, which no device has"),
         (["boot", "--mac", mac, "--prov-url", "file:///etc/passwd", "--once"], "file"),
         (["boot", "--mac", mac, "--prov-url", "gopher://h/", "--once"], "gopher"),
         (["boot", "--mac", mac, "--time-scale", "-3", "--once"], "time-scale"),
@@ -78,6 +88,7 @@ struct CommandLineTests {
     /// such flag; a value starting with `-` is the flag's value.
     static let badVariables: [([String: String], Int32, [String])] = [
         (["VPHONE_MAC": "zz"], 64, ["The value 'zz' is invalid for '--mac <mac>'", "--mac is VPHONE_MAC"]),
+        (["VPHONE_MAC": "333300000001"], 64, ["--mac 333300000001 is a multicast address", "--mac is VPHONE_MAC"]),
         (
             ["VPHONE_MAC": mac, "VPHONE_TIME_SCALE": "-1"], 64,
             ["--time-scale must be a positive number", "(--time-scale is VPHONE_TIME_SCALE from the environment: "]

@@ -73,6 +73,24 @@ struct FlashCommandTests {
         #expect(try mode("built.flash") == 0o600)
     }
 
+    /// A line the KX-UTG300 (6 lines) does not have is left out with a warning, as the phone leaves it out.
+    @Test func fromConfigIgnoresLinesTheModelLacks() throws {
+        try "<PANASIPPhoneConfig><Device><Lines>\n<Line idx=\"2\"><PHONE_NUMBER>202</PHONE_NUMBER></Line>\n"
+            .appending(
+                "<Line idx=\"7\"><PHONE_NUMBER>707</PHONE_NUMBER></Line>\n</Lines></Device></PANASIPPhoneConfig>\n"
+            )
+            .write(toFile: path("lines.xml"), atomically: true, encoding: .utf8)
+        let r = try vphone(["flash", "from-config", "lines.xml", "--mac", mac, "--to", "lines.flash"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(
+            r.stderr.contains("lines.xml: line 3: PHONE_NUMBER_7: the KX-UTG300 has lines 1 to 6, not line 7; ignored"),
+            "\(r.stderr)"
+        )
+        let shown = try configShow(flash: path("lines.flash"), cwd: dir)
+        #expect(shown["PHONE_NUMBER_2"]?.value == "202")
+        #expect(shown["PHONE_NUMBER_7"] == nil)
+    }
+
     @Test func fromConfigIsDeterministicGivenATime() throws {
         try build("one.flash")
         try build("two.flash")
@@ -106,6 +124,16 @@ struct FlashCommandTests {
             let r = try vphone(["flash", "from-config"] + files + ["--mac", mac, "--to", "new.flash"], cwd: dir)
             #expect(r.code == code, "\(files): \(r.stderr)")
             #expect(r.stderr.contains(words), "\(files): \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: path("new.flash")))
+        }
+        // A phone's MAC is unicast (and not all zeros).
+        for (bad, says) in [
+            ("FFFFFFFFFFFF", "is the broadcast address"), ("0100005E0001", "is a multicast address"),
+            ("000000000000", "is all zeros"),
+        ] {
+            let r = try vphone(["flash", "from-config", "bad.xml", "--mac", bad, "--to", "new.flash"], cwd: dir)
+            #expect(r.code == 64, "\(bad): \(r.stderr)")
+            #expect(r.stderr.contains("--mac \(bad) \(says)"), "\(bad): \(r.stderr)")
             #expect(!FileManager.default.fileExists(atPath: path("new.flash")))
         }
         try build("taken.flash")

@@ -22,6 +22,18 @@ struct IdentityAndURLTests {
         #expect(mac.advanced(by: 1).upper == "0080F1000000")
     }
 
+    /// A phone's MAC is unicast and not all zeros; MAC itself parses any 12 hex digits (a flash may hold such a one).
+    @Test func phoneMACs() throws {
+        for unicast in ["0080F0C571EB", "000000000001", "020000000000", "FEFFFFFFFFFF"] {
+            #expect(try #require(MAC(unicast)).notAPhoneMAC == nil, "\(unicast)")
+        }
+        #expect(MAC("000000000000")?.notAPhoneMAC == "is all zeros, which no device has")
+        #expect(MAC("FFFFFFFFFFFF")?.notAPhoneMAC == "is the broadcast address")
+        for multicast in ["010000000000", "0180C2000000", "333300000001", "FF0000000000"] {
+            #expect(MAC(multicast)?.notAPhoneMAC == "is a multicast address (the first octet is odd)", "\(multicast)")
+        }
+    }
+
     let macros = MacroContext(mac: MAC("0080F0C571EB")!, model: "KX-UTG300", firmware: "03.210")
 
     @Test func macrosExpandCaseSensitively() {

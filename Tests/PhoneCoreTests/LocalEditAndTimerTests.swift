@@ -66,6 +66,58 @@ struct LocalEditTests {
         #expect(phone.refusals.count == 2)
     }
 
+    /// The web UI refuses a value the phone would then refuse or replace by a default (the QA pass's examples);
+    /// the message names the parameter, the value and the form accepted, and nothing is written.
+    static let invalidValues: [(String, String, String)] = [
+        ("CFG_CYCLIC", "maybe", "Y or N"),
+        ("CFG_RESYNC_TIME", "25:99", "a time of day HH:MM (00:00-23:59)"),
+        ("TIME_ZONE", "999999999999", "minutes from UTC in -840...840"),
+        ("CFG_CYCLIC_INTVL", "0", "minutes in 1...40320"),
+        ("CFG_RTRY_INTVL", "1441", "minutes in 1...1440"),
+        ("CFG_CYCLIC_INTVL", "", "minutes in 1...40320"),
+        ("USR_PROV_SVR_URL", "file:///etc/passwd", "the scheme \"file\" is refused"),
+        ("CFG_STANDARD_FILE_PATH", "gopher://prov/std.cfg", "the scheme \"gopher\" is refused"),
+        ("CFG_ROOT_CERTIFICATE_PATH3", "http://prov/" + String(repeating: "x", count: 400), "at most 384"),
+        ("PROVISION_ENABLE", "", "Y or N"),
+        ("HTTP_ENABLE_PROXY", "1", "Y or N"),
+    ]
+
+    @Test(arguments: invalidValues)
+    func valuesThePhoneWouldNotUseAreRefused(name: String, value: String, expected: String) {
+        var phone = SimulatedPhone()
+        phone.send(.localEdit(name: name, value: value))
+        #expect(phone.refusals.map(\.kind) == [.invalidValue])
+        let message = phone.refusals.first?.message ?? ""
+        #expect(message.hasPrefix("\(name)=\"\(value.prefix(20))"), "\(message)")
+        #expect(message.contains(expected), "\(message)")
+        #expect(phone.flash.localEdits[name] == nil)
+        #expect(phone.events(kind: "local-edit-refused").first?.fields["reason"] == "invalid_value")
+    }
+
+    /// Valid values, and an empty one where it means "unset", are taken as before.
+    static let validValues: [(String, String)] = [
+        ("CFG_CYCLIC", "Y"), ("CFG_CYCLIC", "no"), ("CFG_CYCLIC", "Yes"), ("CFG_RESYNC_TIME", "03:30"),
+        ("CFG_RESYNC_TIME", ""), ("TIME_ZONE", "-540"), ("TIME_ZONE", ""), ("CFG_CYCLIC_INTVL", "40320"),
+        ("CFG_RTRY_INTVL", " 1 "), ("USR_PROV_SVR_URL", ""), ("USR_PROV_SVR_URL", "prov.example/{MAC}.cfg"),
+        ("CFG_MASTER_FILE_PATH", "HTTPS://prov/m.cfg"), ("NTP_ADDR", "not checked"),
+    ]
+
+    @Test(arguments: validValues)
+    func valuesThePhoneUsesAreTaken(name: String, value: String) {
+        var phone = SimulatedPhone()
+        phone.send(.localEdit(name: name, value: value))
+        #expect(phone.refusals.isEmpty, "\(phone.refusals)")
+        #expect(phone.flash.localEdits[name]?.value == value)
+    }
+
+    /// A URL's credentials stay out of the refusal, as out of every event.
+    @Test func aRefusedURLHasItsCredentialsMasked() {
+        var phone = SimulatedPhone()
+        phone.send(.localEdit(name: "USR_PROV_SVR_URL", value: "sftp://carol:CarolPw9@prov.test/"))
+        #expect(phone.refusals.first?.message.contains("sftp://***@prov.test/") == true)
+        #expect(!phone.events.contains { $0.message.contains("CarolPw9") })
+    }
+
     @Test func secretsAreNotLogged() {
         var phone = SimulatedPhone()
         phone.send(.localEdit(name: "SIP_PASS_1", value: "hunter2"))
@@ -171,6 +223,19 @@ struct TimerTests {
         let warnings = p.events(kind: "config").map(\.message)
         #expect(warnings.contains { $0.contains("CFG_CYCLIC_INTVL") })
         #expect(warnings.contains { $0.contains("CFG_RESYNC_TIME") })
+    }
+
+    /// A provisioned CFG_CYCLIC that is neither Y nor N is read as N, and the phone says so (as it refuses it as a
+    /// local edit).
+    @Test func aCyclicSwitchThatIsNotYOrNIsOffAndSaysSo() {
+        var p = phone(standard: [("CFG_CYCLIC", "maybe"), ("CFG_CYCLIC_INTVL", "60")])
+        p.powerOn()
+        #expect(p.machine.timers.isEmpty)
+        #expect(
+            p.events(kind: "config").map(\.message) == [
+                "CFG_CYCLIC=\"maybe\" is not Y or N (Yes and No, in any case, too); the cyclic resync is off"
+            ]
+        )
     }
 
     @Test func sipNotifyCheckSyncResyncsAtOnce() {
