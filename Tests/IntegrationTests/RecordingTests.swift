@@ -93,17 +93,21 @@ struct RecordingTests {
         let dir = try makeTemporaryDirectory(prefix: "vphone-record-bad")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "a file".write(toFile: dir + "/p.txt", atomically: true, encoding: .utf8)
-        let flash = dir + "/phone.flash"
-        let r = try vphone(
+        let r = try bootRecording(into: "p.txt/sub", in: dir)
+        #expect(r.code == 64, "\(r.stderr)")
+        #expect(r.stderr.contains("--record p.txt/sub: cannot be used (Not a directory"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/phone.flash"))
+    }
+
+    /// One boot of a new phone (flash `dir/phone.flash`, a server that is not there) recording into `record`.
+    func bootRecording(into record: String, in dir: String) throws -> Run {
+        try vphone(
             [
-                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
-                "p.txt/sub",
+                "boot", "--mac", mac, "--flash", dir + "/phone.flash", "--prov-url", "http://127.0.0.1:9/", "--once",
+                "--record", record,
             ],
             cwd: dir
         )
-        #expect(r.code == 64, "\(r.stderr)")
-        #expect(r.stderr.contains("--record p.txt/sub: cannot be used (Not a directory"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: flash))
     }
 
     @Test(.enabled(if: getuid() != 0, "root may write into a read-only directory"))
@@ -115,17 +119,10 @@ struct RecordingTests {
         }
         try FileManager.default.createDirectory(atPath: dir + "/ro", withIntermediateDirectories: true)
         chmod(dir + "/ro", 0o500)
-        let flash = dir + "/phone.flash"
-        let r = try vphone(
-            [
-                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
-                "ro/rec",
-            ],
-            cwd: dir
-        )
+        let r = try bootRecording(into: "ro/rec", in: dir)
         #expect(r.code == 64, "\(r.stderr)")
         #expect(r.stderr.contains("--record ro/rec: cannot create ro/rec (Permission denied)"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: flash))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/phone.flash"))
     }
 
     /// A second `--record` into the same directory used to overwrite the first recording without a word.
@@ -135,20 +132,13 @@ struct RecordingTests {
         let recording = dir + "/rec"
         try FileManager.default.copyItem(atPath: incident, toPath: recording)
         let before = try Data(contentsOf: URL(fileURLWithPath: recording + "/recording.json"))
-        let flash = dir + "/phone.flash"
-        let r = try vphone(
-            [
-                "boot", "--mac", mac, "--flash", flash, "--prov-url", "http://127.0.0.1:9/", "--once", "--record",
-                recording,
-            ],
-            cwd: dir
-        )
+        let r = try bootRecording(into: recording, in: dir)
         #expect(r.code == 64, "\(r.stderr)")
         #expect(r.stderr.contains("--record \(recording): already holds 4 file(s) (body-0001.bin"), "\(r.stderr)")
         #expect(r.stderr.contains("give a new or empty directory"), "\(r.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: recording + "/recording.json")) == before)
         #expect(try FileManager.default.contentsOfDirectory(atPath: recording).count == 4)
-        #expect(!FileManager.default.fileExists(atPath: flash))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/phone.flash"))
     }
 
     /// An empty directory is taken, and made private like a new one: the recording holds the flash and its secrets.
