@@ -234,6 +234,9 @@ struct FleetTests {
             (fleet + ["--shard", "4/3"], "there is no shard 4 of 3"),
             (fleet + ["--shard", "1/0"], "N, the number of shards, must be at least 1"),
             (fleet + ["--source-ips", "300.0.0.0/24"], "expected an IPv4 CIDR block"),
+            // TEST-NET-2 is no host's (this machine has a TEST-NET-1 address): every phone would fail to bind,
+            // counted as "other" errors of the server.
+            (fleet + ["--source-ips", "198.51.100.0/30"], "of 4 address(es) are not this host's (198.51.100."),
             // Every phone's MAC is unicast: not the start, nor one further on (nor, so, a range wrapping round past
             // FFFFFFFFFFFF to 000000000000).
             (fleet + ["--mac-start", "FFFFFFFFFFFE"], "--mac-start FFFFFFFFFFFE is a multicast address"),
