@@ -195,6 +195,16 @@ struct Boot: AsyncParsableCommand {
             }
             snapshot = try loadSnapshot(store)
         }
+        // One running phone per image (a copy of --snapshot or --replay is this run's own).
+        let runLock: RunLock
+        do {
+            runLock = try RunLock(path: target.path, holder: "a phone", alternative: "boot a copy with --snapshot")
+        } catch {
+            store.close()
+            fail("\(error)")
+            throw Exit.data
+        }
+        defer { runLock.release() }
         if insecure {
             logger.warning("TLS VERIFICATION IS OFF (--insecure): any server can impersonate the provisioning server")
         }

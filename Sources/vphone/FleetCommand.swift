@@ -1,4 +1,5 @@
 import ArgumentParser
+import Flash
 import Fleet
 import FleetReport
 import Foundation
@@ -179,9 +180,17 @@ struct FleetCommand: AsyncParsableCommand {
         // What the phones share (configuration base, saved-body references), also with the phones the store gives back.
         let prepared = PreparedProfile(profile, sharing: true)
         let flash: any FleetFlashProvider
+        var runLock: RunLock?
+        defer { runLock?.release() }
         if let store {
             do {
                 flash = try FleetStoreProvider(path: store, sharing: prepared.shared)
+                // One fleet per store: two would run the same phones' flash in turns.
+                runLock = try RunLock(
+                    path: store,
+                    holder: "a fleet",
+                    alternative: "give this fleet a --store of its own"
+                )
             } catch {
                 fail("\(error)")
                 throw Exit.data

@@ -310,6 +310,62 @@ struct FleetTests {
 }
 
 extension FleetTests {
+    /// One running fleet per store and one running phone per image: a second would run the same phones' flash in
+    /// turns. Reading and editing beside the running one still work.
+    @Test func aStoreOrImageInUseByARunningVPhoneIsNotRunTwice() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-fleet")
+        let dead = "http://127.0.0.1:1/"
+        let fleet = try startVPhone(
+            ["fleet", "--count", "20", "--prov-url", dead, "--quiet", "--store", "s.db", "--duration", "1h"],
+            cwd: dir
+        )
+        let phone = try startVPhone(
+            ["boot", "--mac", "0080F0C571EB", "--flash", "p.flash", "--prov-url", dead, "--duration", "1h"],
+            cwd: dir
+        )
+        defer {
+            fleet.signal(SIGKILL)
+            phone.signal(SIGKILL)
+        }
+        // Both have booted their phones once a second run is refused (until then the files may not exist).
+        func until(_ args: [String], refusedWith text: String) throws -> Run {
+            var r = try vphone(args, cwd: dir)
+            for _ in 0..<100 where !r.stderr.contains(text) {
+                usleep(100_000)
+                r = try vphone(args, cwd: dir)
+            }
+            return r
+        }
+        let secondFleet = try until(
+            ["fleet", "--count", "2", "--prov-url", dead, "--quiet", "--store", "s.db"],
+            refusedWith: "in use by another running vphone"
+        )
+        #expect(secondFleet.code == 65, "\(secondFleet.stderr)")
+        #expect(secondFleet.stderr.contains("s.db is in use by another running vphone (a fleet cannot share it)"))
+        #expect(secondFleet.stderr.contains("give this fleet a --store of its own"))
+        let secondPhone = try until(
+            ["boot", "--flash", "p.flash", "--prov-url", dead, "--once"],
+            refusedWith: "in use by another running vphone"
+        )
+        #expect(secondPhone.code == 65, "\(secondPhone.stderr)")
+        #expect(secondPhone.stderr.contains("p.flash is in use by another running vphone (a phone cannot share it)"))
+        // Beside them: extract, config set, events, and a booted copy.
+        #expect(
+            try vphone(["flash", "extract", "s.db", "--mac", "0080F0000001", "--to", "x.flash"], cwd: dir).code == 0
+        )
+        #expect(try vphone(["config", "set", "NTP_ADDR", "ntp.test", "--flash", "p.flash"], cwd: dir).code == 0)
+        #expect(try vphone(["events", "p.flash"], cwd: dir).code == 0)
+        let copy = try vphone(["boot", "--flash", "p.flash", "--snapshot", "--prov-url", dead, "--once"], cwd: dir)
+        #expect(copy.code == 11, "\(copy.stderr)")
+        // The lock goes with the process: once the first is stopped, the next runs.
+        fleet.signal(SIGTERM)
+        #expect(fleet.wait().code == 0)
+        let after = try vphone(["fleet", "--count", "2", "--prov-url", dead, "--quiet", "--store", "s.db"], cwd: dir)
+        #expect(after.code == 0, "\(after.stderr)")
+    }
+}
+
+extension FleetTests {
     /// The provisioned-phone count from the fleet's Prometheus endpoint, or nil while it does not answer.
     func provisionedCount(metricsPort: Int, transport: CurlTransport) async -> Int? {
         let request = FetchRequest(url: "http://127.0.0.1:\(metricsPort)/metrics", userAgent: "test")
