@@ -258,7 +258,9 @@ public final class FleetRunner: Sendable {
     func arrivals() -> Int {
         if case .rate(let n) = options.schedule, let ms = options.durationMs {
             let realSeconds = Double(ms) / 1000 / options.timeScale
-            return min(options.count, max(1, Int(n * realSeconds)))
+            // In Double first: rate × seconds may be far past an Int before the cap.
+            let wanted = n * realSeconds
+            return wanted >= Double(options.count) ? options.count : max(1, Int(wanted))
         }
         return options.count
     }

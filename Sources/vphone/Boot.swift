@@ -104,11 +104,7 @@ struct Boot: AsyncParsableCommand {
         if replay == nil { try location.requireGiven() }
         // The MAC of a new image (an existing one carries its own: use --flash for an image made with such a MAC).
         try location.mac?.requirePhoneMAC("--mac")
-        guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
-            throw ValidationError(
-                "--time-scale must be a positive number up to 1e9 (e.g. 60 or 10080), got \(timeScale)"
-            )
-        }
+        try checkTimeScale(timeScale)
         let macros = MacroContext(mac: location.mac ?? MAC(value: 0), model: "KX-UTG300", firmware: "0")
         for (flag, value) in [
             ("--prov-url", provURL), ("--dhcp-option160", option160), ("--dhcp-option159", option159),

@@ -109,7 +109,9 @@ struct FleetCommand: AsyncParsableCommand {
                     + "\(MAC(value: firstMulticast - UInt64(count)).upper) or lower"
             )
         }
-        if let shard, let problem = shard.problem { throw ValidationError("--shard \(shard.text): \(problem)") }
+        if let shard, let problem = shard.problem(count: count) {
+            throw ValidationError("--shard \(shard.text): \(problem)")
+        }
         if let ramp, let problem = ramp.problem { throw ValidationError("--ramp \(ramp.text): \(problem)") }
         if let rate, let problem = rate.problem { throw ValidationError("--rate \(rate.text): \(problem)") }
         if let duration, let problem = duration.problem {
@@ -122,7 +124,7 @@ struct FleetCommand: AsyncParsableCommand {
             throw ValidationError("choose one arrival schedule: --storm, --ramp N/s or --rate N/s")
         }
         if rate != nil && duration == nil { throw ValidationError("--rate needs --duration (a stream lasts a while)") }
-        guard timeScale > 0, timeScale.isFinite else { throw ValidationError("--time-scale must be positive") }
+        try checkTimeScale(timeScale)
         if let loops, !(1...64).contains(loops) { throw ValidationError("--loops must be 1...64") }
         guard (1...100_000).contains(maxInFlight) else { throw ValidationError("--max-in-flight must be 1...100000") }
         if let maxBooting, !(1...1_000_000).contains(maxBooting) {
@@ -384,8 +386,12 @@ struct RateArgument: ExpressibleByArgument {
         perSecond = v
         text = argument
     }
+    /// A phone a day to a million a second: beyond either end the schedule's times leave what a clock can hold.
     var problem: String? {
-        perSecond > 0 && perSecond.isFinite ? nil : "must be more than 0 phones a second (e.g. 200/s)"
+        guard perSecond.isFinite, perSecond >= 1.0 / 86_400, perSecond <= 1_000_000 else {
+            return "must be from one phone a day (0.0000116/s) to 1000000/s (e.g. 200/s)"
+        }
+        return nil
     }
     static var defaultValueDescription: String { "N/s, e.g. 200/s" }
 }
@@ -417,8 +423,10 @@ struct ShardArgument: ExpressibleByArgument {
         self.k = k
         self.n = n
     }
-    var problem: String? {
+    /// Why this shard of a `count`-phone fleet cannot be run, or nil.
+    func problem(count: Int) -> String? {
         if n < 1 { return "N, the number of shards, must be at least 1 (e.g. 2/4: the second of four)" }
+        if n > count { return "N must be at most --count (\(count)): more shards than phones leaves shards with none" }
         if !(1...n).contains(k) {
             return "K must be 1...\(n): there is no shard \(k) of \(n) (they are 1/\(n) to \(n)/\(n))"
         }

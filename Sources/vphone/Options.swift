@@ -158,7 +158,14 @@ func loadSnapshot(_ store: FlashStore) throws -> FlashSnapshot {
     }
 }
 
-/// Writes `vphone: message` to standard error, naming the `VPHONE_*` variable behind a flag (or path) it is about.
+/// Refuses a `--time-scale` the phones' clocks cannot run at: not positive, or past 1e9 (a phone's clock in
+/// milliseconds times the scale must stay an Int64).
+func checkTimeScale(_ timeScale: Double) throws {
+    guard timeScale > 0, timeScale.isFinite, timeScale <= 1e9 else {
+        throw ValidationError("--time-scale must be a positive number up to 1e9 (e.g. 60 or 10080), got \(timeScale)")
+    }
+}
+
 /// Refuses a `--ca-file` that every HTTPS transfer would then fail on: missing, a directory, too big, or not PEM
 /// certificates libcrypto can read (each is parsed, as the phone parses a downloaded root certificate).
 func checkCAFile(_ path: String) throws {
@@ -180,6 +187,7 @@ func checkCAFile(_ path: String) throws {
     }
 }
 
+/// Writes `vphone: message` to standard error, naming the `VPHONE_*` variable behind a flag (or path) it is about.
 func fail(_ message: String) {
     note(namingEnvironmentSources(message, launch.sources))
 }

@@ -247,7 +247,13 @@ struct FleetTests {
                 "--mac-start FEFFFFFFFFFE with --count 5 runs into FF0000000000, a multicast address (the first "
                     + "octet is odd): a phone's MAC is unicast; give --count 2 or less, or start at FEFFFFFFFFFB or lower"
             ),
-            (fleet + ["--ramp", "0/s"], "--ramp 0/s: must be more than 0 phones a second"),
+            (fleet + ["--ramp", "0/s"], "--ramp 0/s: must be from one phone a day"),
+            // Each of these trapped: a phone's start time past UInt64 ns, rate × duration past Int, a clock past Int64,
+            // count × K past Int.
+            (fleet + ["--ramp", "1e-11/s"], "--ramp 1e-11/s: must be from one phone a day"),
+            (fleet + ["--rate", "1e17/s", "--duration", "1h"], "--rate 1e17/s: must be from one phone a day"),
+            (fleet + ["--time-scale", "1e300"], "--time-scale must be a positive number up to 1e9"),
+            (fleet + ["--shard", "10000000000000/10000000000000"], "N must be at most --count (5)"),
             (fleet + ["--jitter", "150%"], "--jitter 150%: must be 0% to 100%"),
             (fleet + ["--duration", "106751991167d"], "--duration 106751991167d: must be at most 100 years"),
             // Outputs are written when the run ends: refused now rather than lost then.
