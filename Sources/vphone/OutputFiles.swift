@@ -7,6 +7,12 @@ import Foundation
 /// report cannot be saved): a directory, a directory that does not exist or takes no new files, a device or pipe
 /// that is not writable.
 func checkOutputPath(_ path: String, option: String) throws {
+    if isStream(path) {
+        guard access(path, W_OK) == 0 else {
+            throw ValidationError("\(option) \(path): cannot write it (\(String(cString: strerror(errno))))")
+        }
+        return
+    }
     var info = stat()
     if stat(path, &info) == 0 {
         switch info.st_mode & S_IFMT {
@@ -97,9 +103,12 @@ func writeFile(_ path: String, _ bytes: [UInt8], private isPrivate: Bool, replac
         throw Exit.data
     }
     var info = stat()
-    if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
-        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        let ok = fd >= 0 && writeAll(fd, bytes)
+    if isStream(path) || (stat(path, &info) == 0 && info.st_mode & S_IFMT != S_IFREG) {
+        // Appended to, never truncated or replaced: /dev/stdout redirected to a log (`>> runs.log`) is that log.
+        // What was printed before comes first, and what comes after starts on a line of its own.
+        fflush(nil)  // every C stream, stdout among them (print buffers when it is not a terminal)
+        let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+        let ok = fd >= 0 && writeAll(fd, bytes.last == UInt8(ascii: "\n") || bytes.isEmpty ? bytes : bytes + [10])
         let error = errno
         if fd >= 0 { _ = close(fd) }
         guard ok else {
@@ -125,6 +134,12 @@ func writeFile(_ path: String, _ bytes: [UInt8], private isPrivate: Bool, replac
         fail("cannot write \(path): \(message)")
         throw Exit.data
     }
+}
+
+/// Whether `path` names one of this process's open files (`/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+/// `/proc/self/fd/N`): whatever it resolves to, possibly a regular file, it is a stream to append to.
+private func isStream(_ path: String) -> Bool {
+    ["/dev/stdout", "/dev/stderr"].contains(path) || path.hasPrefix("/dev/fd/") || path.hasPrefix("/proc/self/fd/")
 }
 
 /// Writes every byte, through short writes and interrupted calls; false (with errno set) on an error.

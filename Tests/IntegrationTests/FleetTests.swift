@@ -300,6 +300,25 @@ struct FleetTests {
         #expect(try String(contentsOfFile: dir + "/r.html", encoding: .utf8).hasSuffix("</html>\n"))
         #expect(try files(in: dir) == ["r.csv", "r.html"], "no temporary left behind")
 
+        // /dev/stdout redirected to a log is appended to, after the summary: not a file to replace.
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.currentDirectoryURL = URL(fileURLWithPath: dir)
+        shell.environment = ["VPHONE_PROFILE": TestProfiles.utg300Path, "PATH": "/usr/bin:/bin"]
+        shell.arguments = [
+            "-c",
+            "echo earlier > runs.log && \"$0\" fleet --count 3 --mac-start \(Self.first.upper) --prov-url \(server.base) "
+                + "--quiet --report /dev/stdout >> runs.log",
+            vphoneBinary,
+        ]
+        try shell.run()
+        shell.waitUntilExit()
+        #expect(shell.terminationStatus == 0)
+        let log = try String(contentsOfFile: dir + "/runs.log", encoding: .utf8)
+        #expect(log.hasPrefix("earlier\n3 phones in"), "\(log)")
+        #expect(log.contains("\"phones\" : 3") && log.hasSuffix("}\n"), "\(log)")
+        try FileManager.default.removeItem(atPath: dir + "/runs.log")
+
         // A report written through a link replaces the file linked to; the link stays.
         try "old".write(toFile: dir + "/real.json", atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(atPath: dir + "/link.json", withDestinationPath: dir + "/real.json")
