@@ -199,9 +199,6 @@ public final class FleetRunner: Sendable {
                     tls: options.tls,
                     timerJitter: options.jitter,
                     onFetch: { record in if !interrupted.isSet { Self.record(record, into: stats) } },
-                    onRejected: { target, why in
-                        if !interrupted.isSet { stats.recordRejected(file: Self.fileName(target), as: why.rawValue) }
-                    },
                     lane: lane
                 )
                 // The phone's task runs on its lane too: powering on, recording and shutting down stay on one thread.
@@ -300,7 +297,8 @@ public final class FleetRunner: Sendable {
         case .success(let r):
             stats.recordRequest(
                 file: file,
-                outcome: "ok",
+                // Delivered whole; the phone may still have rejected it (an error page served as 200).
+                outcome: record.rejected?.rawValue ?? "ok",
                 httpStatus: r.status,
                 dnsUs: r.timings.dnsUs,
                 connectUs: r.timings.connectUs,

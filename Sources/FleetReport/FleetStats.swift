@@ -48,8 +48,8 @@ public final class FleetStats: Sendable {
     /// - Parameters:
     ///   - file: the file kind: "initial", "standard", "product", "master" or "certificate".
     ///   - outcome: "ok" or a failure class ("dns", "connect", "tls", "http_status", "timeout", "too_large",
-    ///     "protocol_refused", "redirect", "auth", "not_found", "transfer", "other"); "invalid_file" and "decryption"
-    ///     come later, through `recordRejected`.
+    ///     "protocol_refused", "redirect", "auth", "not_found", "transfer", "other"), or for a transfer whose
+    ///     content the phone rejected, "invalid_file" or "decryption" (with the response's status).
     ///   - httpStatus: the response code, or nil when there was no response (TFTP reports 0).
     ///   - dnsUs, connectUs, tlsUs, firstByteUs, totalUs: libcurl's timings in µs, cumulative from the start of
     ///     the transfer, 0 for a phase not reached. Each stage's own duration is recorded: dns; connect − dns;
@@ -76,14 +76,6 @@ public final class FleetStats: Sendable {
         state.withLock { state in
             state.recordRequest(file: file, outcome: outcome, httpStatus: httpStatus, durations: durations)
         }
-    }
-
-    /// Records that a transfer already recorded as "ok" delivered something the phone rejected (a truncated or
-    /// malformed file, an error page served as 200, a file its key does not open): that request moves to the class
-    /// given ("invalid_file", "decryption"), so the report's request count stays and its errors say why phones fell
-    /// back. Its latency and HTTP status stay as recorded. Nothing happens when no "ok" of that file is on record.
-    public func recordRejected(file: String, as failure: String) {
-        state.withLock { state in state.recordRejected(file: file, as: failure) }
     }
 
     /// Records one phone at the end of its boot-time provisioning.
@@ -273,13 +265,6 @@ extension FleetStats {
             if outcome != "ok" {
                 errors += 1
             }
-        }
-
-        mutating func recordRejected(file: String, as failure: String) {
-            guard let slot = fileIndex[file], let ok = files[slot].outcomes["ok"], ok > 0 else { return }
-            files[slot].outcomes["ok"] = ok > 1 ? ok - 1 : nil
-            files[slot].outcomes[failure, default: 0] += 1
-            errors += 1
         }
 
         mutating func recordPhone(

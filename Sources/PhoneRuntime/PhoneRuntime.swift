@@ -8,6 +8,15 @@ import Transport
 public struct FetchRecord: Sendable {
     public var order: FetchOrder
     public var result: Result<FetchResponse, FetchFailure>
+    /// A transfer that succeeded but whose content the phone rejected (fleet statistics count it as a failed
+    /// request of this class), or nil.
+    public var rejected: FileRejection?
+
+    public init(order: FetchOrder, result: Result<FetchResponse, FetchFailure>, rejected: FileRejection? = nil) {
+        self.order = order
+        self.result = result
+        self.rejected = rejected
+    }
 }
 
 /// Drives one phone: feeds its machine events, executes the actions it returns with real transport, flash and clock.
@@ -34,10 +43,9 @@ public actor PhoneRuntime {
     private var random: SplitMix64
     /// The first flash write that failed, if any: the phone keeps running on what it has in memory.
     public private(set) var flashError: FlashError?
-    /// Called for every finished transfer (fleet statistics, recordings).
+    /// Called for every finished transfer once the machine has judged what it delivered (fleet statistics,
+    /// recordings): each transfer is counted once, with its final class.
     private let onFetch: (@Sendable (FetchRecord) -> Void)?
-    /// Called when the machine rejects what a transfer delivered (fleet statistics), after `onFetch` for it.
-    private let onRejected: (@Sendable (FetchTarget, FileRejection) -> Void)?
     /// The transport thread this phone runs on (fleet phones: its completions then enter the phone at once instead of
     /// through a task), or, for a phone with no lane, a plain actor whose executor it borrows.
     private let isolation: Isolation
@@ -77,7 +85,6 @@ public actor PhoneRuntime {
         tls: TLSOptions = TLSOptions(),
         timerJitter: Double = 0,
         onFetch: (@Sendable (FetchRecord) -> Void)? = nil,
-        onRejected: (@Sendable (FetchTarget, FileRejection) -> Void)? = nil,
         lane: (any TransportLane)? = nil
     ) {
         self.timerJitter = max(0, min(timerJitter, 1))
@@ -89,7 +96,6 @@ public actor PhoneRuntime {
         self.logger = logger
         self.tls = tls
         self.onFetch = onFetch
-        self.onRejected = onRejected
         self.isolation = lane.map { .lane($0) } ?? .own(Home())
     }
 
@@ -220,8 +226,8 @@ public actor PhoneRuntime {
                 due[kind] = nil
             case .refused:
                 break
-            case .rejected(let target, let why):
-                onRejected?(target, why)
+            case .rejected:
+                break  // reported with the transfer's record (`finished`)
             case .cycleFinished(let report):
                 let waiters = cycleWaiters
                 cycleWaiters = []
@@ -252,8 +258,10 @@ public actor PhoneRuntime {
         let onFetch = self.onFetch
         let lane = self.lane
         transport.fetch(request) { [weak self] result in
-            onFetch?(FetchRecord(order: order, result: result))
-            guard let self else { return }
+            guard let self else {
+                onFetch?(FetchRecord(order: order, result: result))
+                return
+            }
             if let lane, lane.canCompleteInline {
                 // On the lane's thread between jobs: this actor runs nowhere else, so enter it now.
                 self.assumeIsolated { $0.finished(order, result) }
@@ -265,9 +273,14 @@ public actor PhoneRuntime {
 
     private func finished(_ order: FetchOrder, _ result: Result<FetchResponse, FetchFailure>) {
         inFlight -= 1
+        var rejected: FileRejection?
         switch result {
         case .success(let response):
-            deliver(.fetched(id: order.id, status: response.status, body: response.body))
+            for case .rejected(order.target, let why) in deliver(
+                .fetched(id: order.id, status: response.status, body: response.body)
+            ) {
+                rejected = why
+            }
         case .failure(let failure):
             deliver(
                 .fetchFailed(
@@ -276,6 +289,7 @@ public actor PhoneRuntime {
                 )
             )
         }
+        onFetch?(FetchRecord(order: order, result: result, rejected: rejected))
     }
 
     private func recordFlashError(_ error: FlashError) {

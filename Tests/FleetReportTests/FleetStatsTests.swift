@@ -196,37 +196,6 @@ struct FleetStatsTests {
         #expect(progress.line == "phones 4/5  2/s  ok 2  fell back 1  failed 1  errors 5  p99 1 ms")
     }
 
-    @Test("a download the phone rejected moves from ok to its class; the request count stays")
-    func rejectedDownloadsAreFailedRequests() {
-        let stats = FleetStats(startedAt: runStart)
-        for (file, status) in [("master", 200), ("master", 200), ("product", 200), ("standard", 404)] {
-            stats.recordRequest(
-                file: file,
-                outcome: status == 200 ? "ok" : "not_found",
-                httpStatus: status,
-                dnsUs: 0,
-                connectUs: 10,
-                tlsUs: 0,
-                firstByteUs: 20,
-                totalUs: 30
-            )
-        }
-        stats.recordRejected(file: "master", as: "invalid_file")
-        stats.recordRejected(file: "product", as: "decryption")
-        stats.recordRejected(file: "product", as: "decryption")  // no "ok" of product left: nothing to move
-        stats.recordRejected(file: "standard", as: "invalid_file")  // none ever: nothing to move
-        stats.recordRejected(file: "certificate", as: "invalid_file")  // a file never recorded
-        let report = stats.report(durationS: 1)
-        #expect(report.requests == 4)
-        #expect(report.requestsByFile["master"] == ["ok": 1, "invalid_file": 1])
-        #expect(report.requestsByFile["product"] == ["decryption": 1], "no \"ok\": 0 left behind")
-        #expect(report.requestsByFile["standard"] == ["not_found": 1])
-        #expect(report.errors == ["invalid_file": 1, "decryption": 1, "not_found": 1])
-        #expect(report.httpStatus == [200: 3, 404: 1], "the responses were what they were")
-        #expect(report.latency(.total, file: "master").count == 2)
-        #expect(stats.progress().errors == 3)
-    }
-
     @Test("the progress rate stops at the last phone's time once every phone is done")
     func progressRateFreezesWhenAllAreDone() {
         func done(_ k: Int, at completedAtS: Double, in stats: FleetStats) {
