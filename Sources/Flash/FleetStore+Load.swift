@@ -39,13 +39,13 @@ extension FleetStore {
             fileSchema == 1
                 ? "SELECT kind, url, body, saved_at FROM saved_files WHERE mac = ?1"
                 // An outer join: a saved file whose body is gone is damage to report, not a file to leave out.
-                : "SELECT s.kind, s.url, b.body, s.saved_at, s.body_id FROM saved_files s "
+                : "SELECT s.kind, s.url, b.body, s.saved_at, s.body_id, b.id FROM saved_files s "
                     + "LEFT JOIN bodies b ON b.id = s.body_id WHERE s.mac = ?1",
             table: "saved_files",
             cached: true,
             key
         ) { (row) throws(FlashError) in
-            if fileSchema != 1 && row.isNull(2) {
+            if fileSchema != 1 && row.isNull(5) {
                 let kind = (try? row.text(0)) ?? "?"
                 let body = (try? row.int64(4)).map(String.init) ?? "NULL"
                 throw Self.damaged(

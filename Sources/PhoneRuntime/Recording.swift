@@ -273,7 +273,8 @@ public final class RecordingTransport: Transport, @unchecked Sendable {
             phoneStartMs: phoneStart.millisecondsSinceEpoch,
             discovery: [
                 "prov_url": discovery.provisioningURL.map(redactURL), "sip_pnp_url": discovery.sipPnPURL.map(redactURL),
-                "option160": discovery.option160, "option159": discovery.option159, "option66": discovery.option66,
+                "option160": discovery.option160.map(redactURL), "option159": discovery.option159.map(redactURL),
+                "option66": discovery.option66.map(redactURL),
             ].compactMapValues { $0 },
             exchanges: []
         )
