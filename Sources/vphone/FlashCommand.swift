@@ -35,6 +35,8 @@ struct FlashCommand: ParsableCommand {
 
         @Flag(help: "Print one JSON object.") var json = false
 
+        func validate() throws { try requireNonEmptyPaths([("IMAGE", image)]) }
+
         func run() throws {
             let store = try openImage(image)
             let info: FlashInfo
@@ -70,6 +72,7 @@ struct FlashCommand: ParsableCommand {
         @OptionGroup var profileOption: ProfileOption
 
         func validate() throws {
+            try requireNonEmptyPaths([("IMAGE", image), ("--to", to)])
             if to != "-" { try checkOutputPath(to, option: "--to") }
         }
 
@@ -111,6 +114,8 @@ struct FlashCommand: ParsableCommand {
 
         @Flag(help: "Import an export with masked secrets, leaving the masked entries out.")
         var allowMasked = false
+
+        func validate() throws { try requireNonEmptyPaths([("FILE", file), ("--to", to)]) }
 
         func run() throws {
             let bytes: [UInt8]
@@ -156,6 +161,8 @@ struct FlashCommand: ParsableCommand {
 
         @Argument(help: "The first image (A).") var a: String
         @Argument(help: "The second image (B).") var b: String
+
+        func validate() throws { try requireNonEmptyPaths([("A", a), ("B", b)]) }
 
         @Flag(help: "Print one JSON object.") var json = false
 
@@ -317,6 +324,8 @@ extension FlashCommand {
         @Option(help: "The phone's MAC address, 12 hex digits.") var mac: MAC
 
         @Option(help: "The new flash image (must not exist).") var to: String
+
+        func validate() throws { try requireNonEmptyPaths([("STORE", store), ("--to", to)]) }
 
         func run() throws {
             if sameFile(to, store) {

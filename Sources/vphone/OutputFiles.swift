@@ -45,6 +45,14 @@ func checkOutputPath(_ path: String, option: String) throws {
     }
 }
 
+/// Refuses an empty path (`vphone flash info ''`, often an unset shell variable) as a bad command line, before it is
+/// taken for a file that does not exist.
+func requireNonEmptyPaths(_ paths: [(name: String, path: String)]) throws {
+    for (name, path) in paths where path.isEmpty {
+        throw ValidationError("\(name) \"\": an empty path; give a file's path (an unset shell variable?)")
+    }
+}
+
 /// Refuses two outputs given the same path (the second would silently replace the first).
 func checkDistinctOutputs(_ outputs: [(option: String, path: String?)]) throws {
     var seen: [String: String] = [:]

@@ -50,6 +50,11 @@ struct CommandLineTests {
         (["config", "show", "--flash", ""], "--flash \"\": an empty path"),
         (["factory-reset", "--flash", ""], "--flash \"\": an empty path"),
         (["events", ""], "IMAGE \"\": an empty path"),
+        (["flash", "info", ""], "IMAGE \"\": an empty path"),
+        (["flash", "export", "", "--to", "x.json"], "IMAGE \"\": an empty path"),
+        (["flash", "import", "", "--to", "x.flash"], "FILE \"\": an empty path"),
+        (["flash", "diff", "a.flash", ""], "B \"\": an empty path"),
+        (["flash", "extract", "s.db", "--mac", mac, "--to", ""], "--to \"\": an empty path"),
         // Printed nothing and exited 0.
         (["events", "--mac", mac, "--boot=-1"], "--boot -1: boots are counted from 1"),
         (["events", "--mac", mac, "--last", "0"], "--last 0: give how many of the newest entries, 1 or more"),
