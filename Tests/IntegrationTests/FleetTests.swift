@@ -352,26 +352,26 @@ extension FleetTests {
             fleet.signal(SIGKILL)
             phone.signal(SIGKILL)
         }
-        // Both have booted their phones once a second run is refused (until then the files may not exist).
-        func until(_ args: [String], refusedWith text: String) throws -> Run {
-            var r = try vphone(args, cwd: dir)
-            for _ in 0..<100 where !r.stderr.contains(text) {
-                usleep(100_000)
-                r = try vphone(args, cwd: dir)
+        // Wait until each holds its run lock, read from /proc/locks: a second run started sooner could take the lock
+        // first (and probing with flock from here could make the first one fail).
+        func holdsRunLock(_ process: RunningVPhone) -> Bool {
+            let pid = Substring(String(process.process.processIdentifier))
+            let locks = (try? String(contentsOfFile: "/proc/locks", encoding: .utf8)) ?? ""
+            return locks.split(separator: "\n").contains { line in
+                let fields = line.split(separator: " ")
+                return fields.contains("FLOCK") && fields.contains(pid)
             }
-            return r
         }
-        let secondFleet = try until(
+        for _ in 0..<300 where !(holdsRunLock(fleet) && holdsRunLock(phone)) { usleep(50_000) }
+        #expect(holdsRunLock(fleet) && holdsRunLock(phone), "\(fleet.process.isRunning) \(phone.process.isRunning)")
+        let secondFleet = try vphone(
             ["fleet", "--count", "2", "--prov-url", dead, "--quiet", "--store", "s.db"],
-            refusedWith: "in use by another running vphone"
+            cwd: dir
         )
         #expect(secondFleet.code == 65, "\(secondFleet.stderr)")
         #expect(secondFleet.stderr.contains("s.db is in use by another running vphone (a fleet cannot share it)"))
         #expect(secondFleet.stderr.contains("give this fleet a --store of its own"))
-        let secondPhone = try until(
-            ["boot", "--flash", "p.flash", "--prov-url", dead, "--once"],
-            refusedWith: "in use by another running vphone"
-        )
+        let secondPhone = try vphone(["boot", "--flash", "p.flash", "--prov-url", dead, "--once"], cwd: dir)
         #expect(secondPhone.code == 65, "\(secondPhone.stderr)")
         #expect(secondPhone.stderr.contains("p.flash is in use by another running vphone (a phone cannot share it)"))
         // Beside them: extract, config set, events, and a booted copy.
