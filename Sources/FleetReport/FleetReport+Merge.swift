@@ -192,13 +192,15 @@ extension FleetReport {
         let sharded = labels.compactMap { $0 }
         guard !sharded.isEmpty else { return nil }
         guard sharded.count == labels.count else {
+            let unsharded = labels.indices.filter { labels[$0] == nil }.map(name).joined(separator: ", ")
             throw FleetReportError(
                 .incompatibleReports,
-                "cannot merge sharded and unsharded reports (shards \(sharded.joined(separator: ", ")) with a "
-                    + "report without --shard): the unsharded run already covers every MAC"
+                "cannot merge sharded and unsharded reports (shards \(sharded.joined(separator: ", ")) with "
+                    + "\(unsharded), written without --shard): the unsharded run already covers every MAC"
             )
         }
         var split: Int?
+        var splitReport = 0  // the report that set `split`
         var covered: [Int: Int] = [:]  // shard index -> the report that covers it
         for (report, label) in labels.enumerated() {
             guard let label else { continue }
@@ -213,10 +215,11 @@ extension FleetReport {
             if let split, split != count {
                 throw FleetReportError(
                     .incompatibleReports,
-                    "cannot merge shards of a \(split)-way and a \(count)-way split: "
-                        + "merge the reports of one run (the same --shard K/N with one N)"
+                    "cannot merge shards of a \(split)-way and a \(count)-way split (\(name(splitReport)) and "
+                        + "\(name(report))): merge the reports of one run (the same --shard K/N with one N)"
                 )
             }
+            if split == nil { splitReport = report }
             split = count
             for case let index? in indices {
                 if let earlier = covered[index] {

@@ -110,6 +110,15 @@ struct MergeTests {
             )
         }
         #expect(error.message.contains("shard 2/2 is in more than one report (b.json and c.json)"), "\(error.message)")
+        for (reports, says) in [
+            ([report("1/2"), report(nil), report("2/2")], "(shards 1/2, 2/2 with b.json, written without --shard)"),
+            ([report("1/2"), report("2/2"), report("3/3")], "a 2-way and a 3-way split (a.json and c.json)"),
+        ] {
+            let named = try #require(throws: FleetReportError.self) {
+                try FleetReport.merge(reports, names: ["a.json", "b.json", "c.json"])
+            }
+            #expect(named.message.contains(says), "\(named.message)")
+        }
     }
 
     @Test("one unsharded run given twice is refused; distinct runs merge")
