@@ -153,5 +153,5 @@ enum ImageFile {
         }
     }
 
-    private static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
+    static func describe(_ code: Int32) -> String { String(cString: strerror(code)) }
 }

@@ -24,7 +24,7 @@ public final class RunLock {
     ///   `alternative` what to do instead of waiting), `io` when the file cannot be opened.
     public init(path: String, holder: String, alternative: String) throws(FlashError) {
         fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FlashError.io(path, String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw FlashError.io(path, ImageFile.describe(errno)) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let code = errno
             close(fd)
@@ -37,7 +37,7 @@ public final class RunLock {
                         + "beside it"
                 )
             }
-            throw FlashError.io(path, "cannot lock it: \(String(cString: strerror(code)))")
+            throw FlashError.io(path, "cannot lock it: \(ImageFile.describe(code))")
         }
     }
 

@@ -11,27 +11,35 @@ extension FleetReport {
     /// The first count that is negative or total that overflows, in a fixed order; nil when every figure the
     /// report derives can be computed (its summaries, JSON, HTML and Prometheus text never trap then).
     func countProblem() -> CountProblem? {
-        typealias Count = (field: String, count: Int)
-        // Every error class, and all errors, are parts of the requests: when the requests fit, they fit.
-        let requests: [Count] = requestsByFile.keys.sorted().flatMap { file in
-            (requestsByFile[file] ?? [:]).sorted { $0.key < $1.key }.map {
-                ("requests_by_file.\(file).\($0.key)", $0.value)
-            }
-        }
-        let totals: [(field: String, counts: [Count])] = [
-            ("phone_outcomes", phoneOutcomes.sorted { $0.key < $1.key }.map { ("phone_outcomes.\($0.key)", $0.value) }),
-            ("requests_by_file", requests),
-            ("http_status", httpStatus.sorted { $0.key < $1.key }.map { ("http_status.\($0.key)", $0.value) }),
-            ("completions_per_s", completionsPerS.enumerated().map { ("completions_per_s[\($0.offset)]", $0.element) }),
-        ]
-        for (field, counts) in totals {
+        // Summed without naming: a name is made only for the count at fault (a week of completions is 604,801).
+        func total(_ field: String, _ counts: [Int], name: (Int) -> String) -> CountProblem? {
             var sum = 0
-            for (name, count) in counts {
-                guard count >= 0 else { return .negative(field: name, value: count) }
+            for (index, count) in counts.enumerated() {
+                guard count >= 0 else { return .negative(field: name(index), value: count) }
                 let (next, overflow) = sum.addingReportingOverflow(count)
                 guard !overflow else { return .overflow(field: field) }
                 sum = next
             }
+            return nil
+        }
+        let outcomes = phoneOutcomes.sorted { $0.key < $1.key }
+        // Every error class, and all errors, are parts of the requests: when the requests fit, they fit.
+        let requests = requestsByFile.keys.sorted().flatMap { file in
+            (requestsByFile[file] ?? [:]).sorted { $0.key < $1.key }.map {
+                (file: file, outcome: $0.key, count: $0.value)
+            }
+        }
+        let statuses = httpStatus.sorted { $0.key < $1.key }
+        if let problem = total("phone_outcomes", outcomes.map(\.value), name: { "phone_outcomes.\(outcomes[$0].key)" })
+            ?? total(
+                "requests_by_file",
+                requests.map(\.count),
+                name: { "requests_by_file.\(requests[$0].file).\(requests[$0].outcome)" }
+            )
+            ?? total("http_status", statuses.map(\.value), name: { "http_status.\(statuses[$0].key)" })
+            ?? total("completions_per_s", completionsPerS, name: { "completions_per_s[\($0)]" })
+        {
+            return problem
         }
         // A stage over all file kinds adds the files' histograms (`latency(_:)`): its count must stay an `Int`.
         for stage in Stage.allCases {

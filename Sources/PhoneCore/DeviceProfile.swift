@@ -127,11 +127,16 @@ extension DeviceProfile {
     /// The line of `name` when it is a per-line parameter of a line this model does not have (`SIP_PASS_7` on a
     /// 6-line phone, `SIP_PASS_0`); nil for every other name.
     public func absentLine(_ name: String) -> Int? {
-        // Most names end in a letter: no per-line parameter at all.
-        guard let last = name.utf8.last, last >= UInt8(ascii: "0"), last <= UInt8(ascii: "9") else { return nil }
-        let bare = Self.bareName(name)
-        guard bare != name, lineDefaults[bare] != nil, let n = Int(name.dropFirst(bare.count + 1)) else { return nil }
-        return (1...max(1, lines)).contains(n) ? nil : n
+        // Most names end in a letter: no per-line parameter at all. The rest are nearly all of lines the model has:
+        // the number is read where it lies, and a name looked up only for a line out of range (every file of every
+        // fleet phone comes through here).
+        let u = name.utf8
+        func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
+        guard let last = u.last, isDigit(last), let underscore = u.lastIndex(of: UInt8(ascii: "_")) else { return nil }
+        let number = name[u.index(after: underscore)...]
+        guard number.utf8.allSatisfy(isDigit), let n = Int(number) else { return nil }
+        if (1...max(1, lines)).contains(n) { return nil }
+        return lineDefaults[String(name[..<underscore])] != nil ? n : nil
     }
 
     /// `document` without the per-line parameters of lines this model does not have (`<Line idx="7">` or

@@ -25,8 +25,9 @@ public struct TimerSettings: Hashable, Sendable {
             return def
         }
         let cyclicRaw = value("CFG_CYCLIC") ?? "N"
-        cyclic = ValueForm.yesNo(cyclicRaw) ?? false
-        if ValueForm.yesNo(cyclicRaw) == nil {
+        let cyclicYes = ValueForm.yesNo(cyclicRaw)
+        cyclic = cyclicYes ?? false
+        if cyclicYes == nil {
             problems.append("\(ValueForm.yesNo.sentence("CFG_CYCLIC", cyclicRaw)); the cyclic resync is off")
         }
         cyclicInterval = minutes("CFG_CYCLIC_INTVL", default: 10080, max: Self.maxCyclicInterval)

@@ -65,14 +65,19 @@ struct RecordingTests {
             try FileManager.default.createSymbolicLink(atPath: recording + "/flash.flash", withDestinationPath: flash)
             needle = "flash image \"flash.flash\" resolves to "
         }
+        // Nothing is made: no flash at --flash, and without --flash (the replay boots a copy of the recorded flash
+        // in TMPDIR) no copy.
         let flash = dir + "/phone.flash"
+        let scratch = dir + "/tmp"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
         let args = ["boot", "--replay", recording] + (escape == .symlinkedFlash ? [] : ["--flash", flash])
-        let r = try vphone(args, cwd: dir)
+        let r = try vphone(args, cwd: dir, environment: ["TMPDIR": scratch])
         #expect(r.code == 65, "\(r.stderr)")
         #expect(r.stderr.contains("recording \(recording)"), "\(r.stderr)")
         #expect(r.stderr.contains(needle), "\(r.stderr)")
         #expect(!r.stderr.contains("secret-outside") && !r.stdout.contains("secret-outside"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: flash))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "a scratch copy was made")
     }
 
     @Test func aBodyNameThatStaysInsideTheRecordingIsRead() throws {
