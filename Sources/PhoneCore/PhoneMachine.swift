@@ -161,6 +161,8 @@ public final class PreparedProfile: Sendable {
     let factoryCycleValues: [String?]
     public let limits: [ConfigFormat: Int]
     public let formats: Set<ConfigFormat>
+    /// `profile.downloadCap`, worked out once: every fetch order carries it.
+    let downloadCap: Int
 
     let documents = DocumentCache()
     /// What the phones of a fleet share (saved bodies, configuration), or nil: each phone keeps its own.
@@ -173,6 +175,7 @@ public final class PreparedProfile: Sendable {
         self.factory = factory
         factoryCycleValues = CycleParameter.allCases.map { factory[$0.name] }
         limits = profile.parserLimits
+        downloadCap = profile.downloadCap
         formats = Set(profile.formats)
         shared = sharing ? SharedPhoneState() : nil
     }
@@ -276,9 +279,9 @@ public final class PreparedProfile: Sendable {
 
         /// Compared as memory: a generic walk of two `UTF8View`s cost 11k instructions a phone here.
         private static func sameBytes(_ a: String, _ b: String) -> Bool {
-            var a = a
-            var b = b
-            return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && x.elementsEqual(y) } }
+            a.withUTF8Bytes { x in
+                b.withUTF8Bytes { y in BodyBytes.equal(UnsafeRawBufferPointer(x), UnsafeRawBufferPointer(y)) }
+            }
         }
     }
     private let urls = Mutex<[URLKey: (key: URLKey, candidates: [String])]>([:])
@@ -611,18 +614,17 @@ public struct PhoneMachine: Sendable {
             userAgent: userAgent(cycleValue(.userAgent) ?? ""),
             username: user.isEmpty ? nil : user,
             password: user.isEmpty ? nil : pass,
-            maxBytes: profile.profile.downloadCap,
+            maxBytes: profile.downloadCap,
             connectTimeoutMs: profile.profile.connectTimeoutMs,
             totalTimeoutMs: profile.profile.totalTimeoutMs,
             reuseConnection: profile.profile.quirks.reuseConnection,
             extraCAPEM: pem.isEmpty ? nil : pem,
             proxy: proxy
         )
-        let what = target.description
         step.log(
             .info,
             "fetch",
-            "downloading the \(what) \(redactURL(url))",
+            "downloading the \(target.description) \(redactURL(url))",
             ["file": target.fieldValue, "url": redactURL(url), "state": "fetching-\(target.fieldValue)"]
         )
         step.actions.append(.fetch(order))
@@ -878,11 +880,12 @@ public struct PhoneMachine: Sendable {
     static func pathEndsInEnc(_ url: String) -> Bool {
         // Byte-wise (every download of a fleet asks): the path, before any query or fragment, ends in ".enc" in
         // any case.
-        let u = url.utf8
-        let end = u.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? u.endIndex
-        let tail = u[..<end].suffix(4)
-        guard tail.count == 4 else { return false }
-        return zip(tail, ".enc".utf8).allSatisfy { a, b in a == b || (a | 0x20) == b && b != UInt8(ascii: ".") }
+        url.withUTF8Bytes { u in
+            let end = u.firstIndex { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? u.count
+            guard end >= 4 else { return false }
+            return u[end - 4] == UInt8(ascii: ".") && u[end - 3] | 0x20 == UInt8(ascii: "e")
+                && u[end - 2] | 0x20 == UInt8(ascii: "n") && u[end - 1] | 0x20 == UInt8(ascii: "c")
+        }
     }
 
     /// Spec §6: a file that could not be had falls back to its last good saved copy, if there is one.
@@ -1046,7 +1049,10 @@ public struct PhoneMachine: Sendable {
             flash.apply(changes)  // the timers below read the new configuration
         }
         // Timers (spec §7), from the configuration now in force.
-        let settings = TimerSettings(value: value)
+        // Read from the configuration alone: `value` itself would copy the whole machine into the closure.
+        let parameters = flash.parameters
+        let factory = profile.factory
+        let settings = TimerSettings { parameters.value($0) ?? factory[$0] }
         for p in settings.problems { step.log(.warning, "config", p) }
         let plan = settings.plan(
             now: step.now,

@@ -54,14 +54,15 @@ public struct MacroContext: Hashable, Sendable {
     /// phone. It may say yes for a text that does not (`{{mac}`: the first `{` opens, and `{mac` is no macro); it never
     /// says no for one that does.
     static func namesTheMAC(_ text: String) -> Bool {
-        let u = text.utf8
-        var rest = u[...]
-        while let open = rest.firstIndex(of: UInt8(ascii: "{")) {
-            let name = u[u.index(after: open)...].prefix(4)
-            if name.elementsEqual("MAC}".utf8) || name.elementsEqual("mac}".utf8) { return true }
-            rest = u[u.index(after: open)...]
+        text.withUTF8Bytes { u in
+            // Each `{` with the 4 bytes after it: a walk over the String's views cost ~1.8k instructions a URL.
+            guard u.count >= 5 else { return false }
+            for i in 0...(u.count - 5) where u[i] == UInt8(ascii: "{") && u[i + 4] == UInt8(ascii: "}") {
+                let name = (u[i + 1], u[i + 2], u[i + 3])
+                if name == (0x4D, 0x41, 0x43) || name == (0x6D, 0x61, 0x63) { return true }  // MAC, mac
+            }
+            return false
         }
-        return false
     }
 }
 
@@ -110,7 +111,7 @@ public enum ProvisioningURL {
     /// A space or control character no URL may hold (libcurl would refuse it as "bad/illegal format" at fetch
     /// time, with no word of where), or nil.
     static func characterProblem(_ url: String) -> String? {
-        guard let bad = url.utf8.first(where: { $0 <= 0x20 || $0 == 0x7F }) else { return nil }
+        guard let bad = url.withUTF8Bytes({ $0.first(where: { $0 <= 0x20 || $0 == 0x7F }) }) else { return nil }
         return bad == 0x20
             ? "the URL holds a space: write it as %20"
             : "the URL holds the control character 0x\(String(bad, radix: 16, uppercase: true)): remove it"
@@ -192,17 +193,24 @@ public func redactURL(_ url: String) -> String {
 extension String {
     /// The range of the first `://`, without Foundation.
     var schemeSeparator: Range<String.Index>? {
-        let u = utf8
-        var i = u.startIndex
-        while let colon = u[i...].firstIndex(of: UInt8(ascii: ":")) {
-            let a = u.index(after: colon)
-            if a != u.endIndex, u[a] == UInt8(ascii: "/") {
-                let b = u.index(after: a)
-                if b != u.endIndex, u[b] == UInt8(ascii: "/") { return colon..<u.index(after: b) }
+        let found: Int? = withUTF8Bytes { u in
+            guard u.count >= 3 else { return nil }
+            for i in 0...(u.count - 3)
+            where u[i] == UInt8(ascii: ":") && u[i + 1] == UInt8(ascii: "/") && u[i + 2] == UInt8(ascii: "/") {
+                return i
             }
-            i = a
+            return nil
         }
-        return nil
+        guard let found else { return nil }
+        let colon = utf8.index(utf8.startIndex, offsetBy: found)
+        return colon..<utf8.index(colon, offsetBy: 3)
+    }
+
+    /// `body` over the UTF-8 bytes in place (a native string's own storage): scanning a URL through the `utf8` view
+    /// costs tens of instructions a byte, and the machine scans every URL of every fetch.
+    func withUTF8Bytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        var text = self
+        return text.withUTF8(body)
     }
 
     func trimmingWhitespace() -> String {
