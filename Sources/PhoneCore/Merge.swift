@@ -500,28 +500,8 @@ public enum LocalEditRule {
         at now: PhoneTime
     ) throws(LocalEditRefusal) -> FlashChanges {
         let current = snapshot.parameters[name]
-        guard profile.knows(name) || current != nil else {
-            let near = suggestions(for: name, in: Array(profile.factoryDefaults.keys) + Array(snapshot.parameters.keys))
-            let hint = near.isEmpty ? "" : " (did you mean \(near.joined(separator: ", "))?)"
-            throw LocalEditRefusal(
-                kind: .unknownParameter,
-                name: name,
-                message: "\(name) is not a parameter of \(profile.model)\(hint); `vphone config show` lists them all"
-            )
-        }
-        if let current, current.source != .local, Perm(current.perm).refusesLocalEdit {
-            throw LocalEditRefusal(
-                kind: .readOnly,
-                name: name,
-                message:
-                    "\(name) is read-only: the \(current.source.rawValue) file provisions it with perm=\"\(current.perm)\"; "
-                    + "change it on the provisioning server instead"
-            )
-        }
-        let identity = snapshot.identity
-        let macros = MacroContext(mac: identity.mac, model: identity.model, firmware: identity.firmware)
-        if let problem = ValueForm.of(name)?.problem(name, value, macros: macros) {
-            throw LocalEditRefusal(kind: .invalidValue, name: name, message: problem)
+        if let refusal = refusal(name: name, value: value, over: current, snapshot: snapshot, profile: profile) {
+            throw refusal
         }
         var changes = FlashChanges()
         changes.setLocalEdits = [LocalEdit(name: name, value: value, editedAt: now)]
@@ -540,6 +520,71 @@ public enum LocalEditRule {
             )
         ]
         return changes
+    }
+
+    /// The local edits in `snapshot` that `apply` would refuse, by name: for checking an image made elsewhere
+    /// (`vphone flash import`), where the edits are kept as they are.
+    ///
+    /// Each edit is judged as `apply` would judge it on the image as provisioned: the image's table holds an edit in
+    /// force as a `local` entry, and not the value under it, so the `local` entries are left out. A secret's value is
+    /// never in a refusal's message (it is shown as `********`).
+    ///
+    /// ```swift
+    /// for refusal in LocalEditRule.problems(in: export.snapshot, profile: profile) { print(refusal.message) }
+    /// ```
+    public static func problems(in snapshot: FlashSnapshot, profile: DeviceProfile) -> [LocalEditRefusal] {
+        var provisioned = snapshot
+        for (name, parameter) in snapshot.parameters where parameter.source == .local {
+            provisioned.parameters[name] = nil
+        }
+        return snapshot.localEdits.keys.sorted().compactMap { name -> LocalEditRefusal? in
+            guard let edit = snapshot.localEdits[name] else { return nil }
+            let current = provisioned.parameters[name]
+            let found = refusal(name: name, value: edit.value, over: current, snapshot: provisioned, profile: profile)
+            guard let found else { return nil }
+            return profile.isSecret(name) ? withoutValue(found) : found
+        }
+    }
+
+    /// `refusal` with the value masked in its message (only an invalid value's message quotes the value).
+    static func withoutValue(_ refusal: LocalEditRefusal) -> LocalEditRefusal {
+        guard refusal.kind == .invalidValue, let form = ValueForm.of(refusal.name) else { return refusal }
+        var masked = refusal
+        masked.message = form.sentence(refusal.name, "********")
+        return masked
+    }
+
+    /// Why `apply` refuses `value` for `name` standing over `current` (the table's entry), or nil: a parameter the
+    /// phone does not know, one provisioned read-only, or a value the phone would not use (`ValueForm`).
+    static func refusal(
+        name: String,
+        value: String,
+        over current: Parameter?,
+        snapshot: FlashSnapshot,
+        profile: DeviceProfile
+    ) -> LocalEditRefusal? {
+        guard profile.knows(name) || current != nil else {
+            let near = suggestions(for: name, in: Array(profile.factoryDefaults.keys) + Array(snapshot.parameters.keys))
+            let hint = near.isEmpty ? "" : " (did you mean \(near.joined(separator: ", "))?)"
+            return LocalEditRefusal(
+                kind: .unknownParameter,
+                name: name,
+                message: "\(name) is not a parameter of \(profile.model)\(hint); `vphone config show` lists them all"
+            )
+        }
+        if let current, current.source != .local, Perm(current.perm).refusesLocalEdit {
+            return LocalEditRefusal(
+                kind: .readOnly,
+                name: name,
+                message:
+                    "\(name) is read-only: the \(current.source.rawValue) file provisions it with perm=\"\(current.perm)\"; "
+                    + "change it on the provisioning server instead"
+            )
+        }
+        let identity = snapshot.identity
+        let macros = MacroContext(mac: identity.mac, model: identity.model, firmware: identity.firmware)
+        guard let problem = ValueForm.of(name)?.problem(name, value, macros: macros) else { return nil }
+        return LocalEditRefusal(kind: .invalidValue, name: name, message: problem)
     }
 
     /// Up to three known names that look like `name` (same prefix or a small edit distance).

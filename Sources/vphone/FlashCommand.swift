@@ -105,6 +105,12 @@ struct FlashCommand: ParsableCommand {
                 The image is written whole or not at all, and never over an existing file. An export with masked \
                 secrets is refused: importing it would plant "********" as passwords. --allow-masked imports it \
                 without the masked entries (factory defaults instead, no key, no saved copy of a masked file).
+
+                Local edits are imported as they are, even those `vphone config set` would refuse (a parameter the \
+                profile does not know, one provisioned read-only, a value the phone would not use): the image is \
+                often a phone's state from the field, to be reproduced faithfully. Each such edit gets a warning on \
+                standard error, naming it, the image and the reason (secret values and URL credentials masked); the \
+                exit code stays 0.
                 """
         )
 
@@ -115,9 +121,12 @@ struct FlashCommand: ParsableCommand {
         @Flag(help: "Import an export with masked secrets, leaving the masked entries out.")
         var allowMasked = false
 
+        @OptionGroup var profileOption: ProfileOption
+
         func validate() throws { try requireNonEmptyPaths([("FILE", file), ("--to", to)]) }
 
         func run() throws {
+            let profile = try profileOption.load()
             let bytes: [UInt8]
             if file == "-" {
                 bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
@@ -138,11 +147,24 @@ struct FlashCommand: ParsableCommand {
                         "left out \(masked.count) masked entr\(masked.count == 1 ? "y" : "ies"): \(masked.joined(separator: ", "))"
                     )
                 }
+                warnAboutLocalEdits(export.snapshot, profile: profile)
             } catch {
                 fail("\(error)")
                 throw Exit.data
             }
             print("imported \(file) into \(to)")
+        }
+
+        /// One warning per imported local edit that `config set` would refuse: kept as it is, but said.
+        func warnAboutLocalEdits(_ snapshot: FlashSnapshot, profile: DeviceProfile) {
+            for refusal in LocalEditRule.problems(in: snapshot, profile: profile) {
+                let value = snapshot.localEdits[refusal.name]?.value ?? ""
+                let shown = profile.isSecret(refusal.name) ? "********" : redactURL(value)
+                fail(
+                    "warning: local edit \(refusal.name) = \"\(shown)\" in \(to): \(refusal.message); "
+                        + "imported as it is (`vphone config set` would refuse it)"
+                )
+            }
         }
     }
 

@@ -76,7 +76,7 @@ struct FlashLocation: ParsableArguments {
 
     @Option(
         help:
-            "The phone's MAC address, 12 hex digits (e.g. 0080F0C571EB; unicast for a new phone). Optional when --flash exists."
+            "The phone's MAC address, 12 hex digits, unicast (e.g. 0080F0C571EB). Optional when --flash exists."
     )
     var mac: MAC?
 
@@ -89,11 +89,15 @@ struct FlashLocation: ParsableArguments {
         }
     }
 
-    /// Commands call this from their `validate()`: one of the two must be given.
+    /// Commands call this from their `validate()` when no image is given otherwise (`events IMAGE`): one of the two
+    /// must be given, and a MAC that names the file (no --flash) must be one a phone can have: no phone's flash is
+    /// Storage/<multicast MAC>.flash. With --flash the image's own MAC decides (`macMismatch`). Not in `validate()`,
+    /// which runs before the command knows of an IMAGE argument.
     func requireGiven() throws {
         if flash == nil && mac == nil {
             throw ValidationError("give --mac MAC (flash at Storage/<MAC>.flash) or --flash PATH")
         }
+        if flash == nil { try mac?.requirePhoneMAC("--mac") }
     }
 
     var path: String { flash ?? "Storage/\(mac?.upper ?? "").flash" }

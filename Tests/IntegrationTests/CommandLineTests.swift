@@ -55,6 +55,18 @@ struct CommandLineTests {
         (["flash", "import", "", "--to", "x.flash"], "FILE \"\": an empty path"),
         (["flash", "diff", "a.flash", ""], "B \"\": an empty path"),
         (["flash", "extract", "s.db", "--mac", mac, "--to", ""], "--to \"\": an empty path"),
+        // Without --flash the MAC names the file (Storage/<MAC>.flash): one no phone can have was looked up as a
+        // missing flash (exit 65), or for `config set`, `factory-reset`, a file no phone can own.
+        (
+            ["config", "show", "--mac", "0180F0000001"],
+            "--mac 0180F0000001 is a multicast address (the first octet is odd): a phone's MAC is unicast, e.g. 0080F0C571EB"
+        ),
+        (
+            ["config", "set", "NTP_ADDR", "x", "--mac", "FFFFFFFFFFFF"],
+            "--mac FFFFFFFFFFFF is the broadcast address: a phone's MAC is unicast"
+        ),
+        (["events", "--mac", "000000000000"], "--mac 000000000000 is all zeros, which no device has"),
+        (["factory-reset", "--mac", "0180F0000001"], "--mac 0180F0000001 is a multicast address"),
         // Printed nothing and exited 0.
         (["events", "--mac", mac, "--boot=-1"], "--boot -1: boots are counted from 1"),
         (["events", "--mac", mac, "--last", "0"], "--last 0: give how many of the newest entries, 1 or more"),
@@ -169,6 +181,30 @@ struct CommandLineTests {
             cwd: dir
         )
         #expect(again.code == 11)
+    }
+
+    /// With an image given (--flash, or `events IMAGE`), a --mac no phone can have is checked against the image's
+    /// own MAC, as any other --mac: the image decides, not the form of the MAC.
+    @Test func withAnImageABadMACIsCheckedAgainstTheImage() throws {
+        let dir = try makeTemporaryDirectory(prefix: "vphone-cli")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let boot = try vphone(
+            ["boot", "--mac", mac, "--flash", "p.flash", "--prov-url", "http://127.0.0.1:9/", "--once"],
+            cwd: dir
+        )
+        #expect(boot.code == 11, "\(boot.stderr)")
+        for args in [
+            ["config", "show", "--flash", "p.flash", "--mac", "0180F0000001"],
+            ["events", "p.flash", "--mac", "0180F0000001"],
+            ["factory-reset", "--flash", "p.flash", "--mac", "0180F0000001"],
+        ] {
+            let r = try vphone(args, cwd: dir)
+            #expect(r.code == 64, "\(args): \(r.stderr)")
+            #expect(
+                r.stderr.contains("flash p.flash belongs to \(mac), not 0180F0000001: drop --mac"),
+                "\(args): \(r.stderr)"
+            )
+        }
     }
 
     @Test func factoryResetKeepsOnlyTheIdentity() throws {

@@ -217,6 +217,60 @@ struct FlashCommandTests {
         #expect(r.stderr.contains("--to nodir/x.json: the directory nodir does not exist"), "\(r.stderr)")
     }
 
+    /// An image is often a phone's state from the field: its local edits are imported as they are, even those
+    /// `config set` refuses, with one warning each on standard error (secrets masked), and exit 0.
+    @Test func importKeepsLocalEditsConfigSetRefusesAndWarnsOfEach() throws {
+        try build()
+        var r = try vphone(["config", "set", "NTP_ADDR", "ntp.local", "--flash", "built.flash"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        r = try vphone(["flash", "export", "built.flash", "--to", "full.json", "--include-secrets"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        var export = try #require(try JSONSerialization.jsonObject(with: bytes("full.json")) as? [String: Any])
+        var edits = try #require(export["localEdits"] as? [String: [String: Any]])
+        let editedAt = try #require(edits["NTP_ADDR"]?["editedAt"])
+        // SIP_AUTHID_1 stays provisioned with perm="R" in the export's table: a hand edit, as from another tool.
+        for (name, value) in [
+            ("CFG_CYCLIC_INTVL", "abc"), ("NO_SUCH_PARAM", "1"), ("SIP_AUTHID_1", "mine"),
+            ("SIP_PASS_7", "hunter2"), ("CFG_STANDARD_FILE_PATH", "gopher://carol:CarolPw9@prov.test/std.cfg"),
+        ] {
+            edits[name] = ["value": value, "editedAt": editedAt]
+        }
+        export["localEdits"] = edits
+        try JSONSerialization.data(withJSONObject: export).write(to: URL(fileURLWithPath: path("edited.json")))
+
+        r = try vphone(["flash", "import", "edited.json", "--to", "copy.flash"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == "imported edited.json into copy.flash\n")
+        let warnings = r.stderr.split(separator: "\n").map(String.init)
+        let suffix = "; imported as it is (`vphone config set` would refuse it)"
+        #expect(
+            warnings == [
+                "vphone: warning: local edit CFG_CYCLIC_INTVL = \"abc\" in copy.flash: CFG_CYCLIC_INTVL=\"abc\" is "
+                    + "not a whole number of minutes in 1...40320" + suffix,
+                "vphone: warning: local edit CFG_STANDARD_FILE_PATH = \"gopher://***@prov.test/std.cfg\" in "
+                    + "copy.flash: CFG_STANDARD_FILE_PATH=\"gopher://***@prov.test/std.cfg\" is not a URL the phone "
+                    + "downloads from: the scheme \"gopher\" is refused: the phone speaks only http, https, tftp "
+                    + "and ftp" + suffix,
+                "vphone: warning: local edit NO_SUCH_PARAM = \"1\" in copy.flash: NO_SUCH_PARAM is not a parameter "
+                    + "of KX-UTG300; `vphone config show` lists them all" + suffix,
+                "vphone: warning: local edit SIP_AUTHID_1 = \"mine\" in copy.flash: SIP_AUTHID_1 is read-only: the "
+                    + "standard file provisions it with perm=\"R\"; change it on the provisioning server instead"
+                    + suffix,
+                "vphone: warning: local edit SIP_PASS_7 = \"********\" in copy.flash: SIP_PASS_7 is not a "
+                    + "parameter of KX-UTG300 (did you mean SIP_PASS_1, SIP_PASS_2, SIP_PASS_3?); `vphone config "
+                    + "show` lists them all" + suffix,
+            ],
+            "\(r.stderr)"
+        )
+        #expect(!r.stderr.contains("hunter2") && !r.stderr.contains("CarolPw9"), "\(r.stderr)")
+
+        // Imported as they were: every edit, value for value.
+        r = try vphone(["flash", "export", "copy.flash", "--to", "-", "--include-secrets"], cwd: dir)
+        let again = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let imported = try #require(again["localEdits"] as? [String: [String: Any]])
+        #expect(imported.mapValues { $0["value"] as? String } == edits.mapValues { $0["value"] as? String })
+    }
+
     @Test func importRefusesMalformedJSONSayingWhere() throws {
         try "{\n  \"format\" : \"vphone-flash-export\",\n  \"formatVersion\" : 1\n  \"x\" : 2\n}\n".write(
             toFile: path("broken.json"),
