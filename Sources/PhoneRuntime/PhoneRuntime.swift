@@ -59,12 +59,11 @@ public actor PhoneRuntime {
         return nil
     }
 
-    nonisolated public var unownedExecutor: UnownedSerialExecutor {
-        switch isolation {
-        case .lane(let lane): return lane.executor
-        case .own(let home): return home.unownedExecutor
-        }
-    }
+    /// The lane's executor, or the home actor's: read on every entry into the phone, so worked out once (a switch
+    /// over `isolation` copied the lane's existential, a retain and a release each time). `isolation` keeps its
+    /// owner alive.
+    private let executor: UnownedSerialExecutor
+    nonisolated public var unownedExecutor: UnownedSerialExecutor { executor }
 
     /// TLS settings from the command line, applied to every transfer of this phone.
     public struct TLSOptions: Sendable {
@@ -96,7 +95,14 @@ public actor PhoneRuntime {
         self.logger = logger
         self.tls = tls
         self.onFetch = onFetch
-        self.isolation = lane.map { .lane($0) } ?? .own(Home())
+        if let lane {
+            self.isolation = .lane(lane)
+            self.executor = lane.executor
+        } else {
+            let home = Home()
+            self.isolation = .own(home)
+            self.executor = home.unownedExecutor
+        }
     }
 
     // MARK: - Driving

@@ -10,9 +10,16 @@ import Synchronization
 /// the stop flag are shared under `lock`. The multi handle itself lives until `deinit`, so a
 /// `curl_multi_wakeup` from another thread can never reach a freed handle.
 final class CurlLoop: @unchecked Sendable {
-    struct Job {
-        var request: FetchRequest
-        var completion: @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+    /// A class: a job passes through the inbox, the queue and its transfer, and a struct copy of its request
+    /// retained and released each of the request's dozen strings at every hop.
+    final class Job: Sendable {
+        let request: FetchRequest
+        let completion: @Sendable (Result<FetchResponse, FetchFailure>) -> Void
+
+        init(request: FetchRequest, completion: @escaping @Sendable (Result<FetchResponse, FetchFailure>) -> Void) {
+            self.request = request
+            self.completion = completion
+        }
     }
 
     /// How long `curl_multi_poll` may sleep with nothing to do; bounds the delay if a wakeup is lost.
