@@ -267,15 +267,17 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
     func position(of name: String) -> Position { Self.position(of: name, in: entries) }
 
     static func position(of name: String, in entries: ContiguousArray<Entry>) -> Position {
-        var low = 0
-        var high = entries.count
-        while low < high {
-            let mid = (low + high) / 2
-            let n = entries[mid].name
-            if n == name { return .found(mid) }
-            if n < name { low = mid + 1 } else { high = mid }
+        // The first name not below `name`, then one equality test: one comparison a step instead of two (the
+        // machine's lookups by name, a dozen a phone, were half string comparisons).
+        entries.withUnsafeBufferPointer { e in
+            var low = 0
+            var high = e.count
+            while low < high {
+                let mid = (low + high) / 2
+                if e[mid].name < name { low = mid + 1 } else { high = mid }
+            }
+            return low < e.count && e[low].name == name ? .found(low) : .insert(low)
         }
-        return .insert(low)
     }
 
     private func entry(_ name: String) -> Entry? {
