@@ -525,32 +525,68 @@ public enum LocalEditRule {
     /// The local edits in `snapshot` that `apply` would refuse, by name: for checking an image made elsewhere
     /// (`vphone flash import`), where the edits are kept as they are.
     ///
-    /// Each edit is judged as `apply` would judge it on the image as provisioned: the image's table holds an edit in
-    /// force as a `local` entry, and not the value under it, so the `local` entries are left out. A secret's value is
-    /// never in a refusal's message (it is shown as `********`).
+    /// Each edit is judged as `apply` would judge it on the image as provisioned. The image's table holds an edit in
+    /// force as a `local` entry, which stands for the value under it; that value is read from the image's saved
+    /// files (the copies the phone merges), strongest first, so a name a file provisions is known even when the
+    /// profile lacks it, and a file's `perm` still counts. A secret's value is never in a refusal's message (it is
+    /// shown as `********`).
     ///
     /// ```swift
     /// for refusal in LocalEditRule.problems(in: export.snapshot, profile: profile) { print(refusal.message) }
     /// ```
     public static func problems(in snapshot: FlashSnapshot, profile: DeviceProfile) -> [LocalEditRefusal] {
+        // The image as provisioned: its `local` entries replaced by the saved files' values under them.
         var provisioned = snapshot
-        for (name, parameter) in snapshot.parameters where parameter.source == .local {
-            provisioned.parameters[name] = nil
+        let local = snapshot.parameters.filter { $0.value.source == .local }.map(\.key)
+        if !local.isEmpty {
+            let underEdits = savedFileValues(snapshot, profile: profile)
+            for name in local { provisioned.parameters[name] = underEdits[name] }
         }
         return snapshot.localEdits.keys.sorted().compactMap { name -> LocalEditRefusal? in
             guard let edit = snapshot.localEdits[name] else { return nil }
             let current = provisioned.parameters[name]
             let found = refusal(name: name, value: edit.value, over: current, snapshot: provisioned, profile: profile)
             guard let found else { return nil }
-            return profile.isSecret(name) ? withoutValue(found) : found
+            return profile.isSecret(name) ? withoutValue(found, value: edit.value) : found
         }
     }
 
-    /// `refusal` with the value masked in its message (only an invalid value's message quotes the value).
-    static func withoutValue(_ refusal: LocalEditRefusal) -> LocalEditRefusal {
+    /// What the image's saved files provision, by name, the strongest file's entry for each (spec §4): the values a
+    /// table's `local` entries stand over. A saved copy that does not parse provisions nothing.
+    static func savedFileValues(_ snapshot: FlashSnapshot, profile: DeviceProfile) -> [String: Parameter] {
+        var out: [String: Parameter] = [:]
+        for kind in [FileKind.initial, .master, .product, .standard] {
+            guard let saved = snapshot.savedFiles[kind],
+                let document = try? ConfigParser.parse(
+                    saved.body,
+                    file: "saved copy of the \(kind.rawValue) file",
+                    accepting: Set(profile.formats),
+                    limits: profile.parserLimits
+                )
+            else { continue }
+            for entry in document.entries {
+                out[entry.name] = Parameter(
+                    name: entry.name,
+                    value: entry.value,
+                    source: ParameterSource(kind),
+                    perm: entry.perm,
+                    access: entry.access
+                )
+            }
+        }
+        return out
+    }
+
+    /// `refusal` with the value masked in its message (only an invalid value's message quotes the value); the reason
+    /// after it, which a URL's message gives, is kept.
+    static func withoutValue(_ refusal: LocalEditRefusal, value: String) -> LocalEditRefusal {
         guard refusal.kind == .invalidValue, let form = ValueForm.of(refusal.name) else { return refusal }
         var masked = refusal
-        masked.message = form.sentence(refusal.name, "********")
+        let quoted = "\(refusal.name)=\"\(form == .url ? redactURL(value) : value)\""
+        masked.message =
+            refusal.message.hasPrefix(quoted)
+            ? "\(refusal.name)=\"********\"" + refusal.message.dropFirst(quoted.count)
+            : form.sentence(refusal.name, "********")
         return masked
     }
 

@@ -58,7 +58,8 @@ struct LocalEditProblemsTests {
         }
     }
 
-    /// The table's entry for an edit in force is the edit itself: it does not make an unknown name known.
+    /// The table's entry for an edit in force is the edit itself: it does not make an unknown name known (no saved
+    /// file provisions it here).
     @Test func anEditInForceIsJudgedWithoutItsOwnEntry() {
         let snapshot = image(edits: [("CFG_CYCLICK", "Y")])
         let problems = LocalEditRule.problems(in: snapshot, profile: TestProfiles.utg300)
@@ -75,6 +76,45 @@ struct LocalEditProblemsTests {
         #expect(LocalEditRule.problems(in: snapshot, profile: TestProfiles.utg300).isEmpty)
     }
 
+    /// An image as the phone leaves it: a file provisions a name the profile lacks, `config set` takes an edit of
+    /// it, and the edit in force replaces the file's value in the table. The saved file still makes the name known.
+    @Test func anEditInForceOfANameASavedFileProvisionsIsNoProblem() throws {
+        var provisioned = image(edits: [], table: [Parameter(name: "CUSTOM_KEY", value: "theirs", source: .master)])
+        provisioned.savedFiles[.master] = savedMaster("<CUSTOM_KEY>theirs</CUSTOM_KEY>")
+        let changes = try LocalEditRule.apply(
+            name: "CUSTOM_KEY",
+            value: "mine",
+            snapshot: provisioned,
+            profile: TestProfiles.utg300,
+            at: Self.t0
+        )
+        let edited = provisioned.applying(changes)
+        #expect(edited.parameters["CUSTOM_KEY"]?.source == .local)
+        #expect(LocalEditRule.problems(in: edited, profile: TestProfiles.utg300).isEmpty)
+    }
+
+    /// The value under an edit in force is the saved file's, with its `perm`: read-only there, refused.
+    @Test func anEditInForceOverASavedReadOnlyValueIsRefused() {
+        var snapshot = image(edits: [("SIP_AUTHID_1", "mine")])
+        snapshot.savedFiles[.standard] = savedMaster(
+            "<Lines><Line idx=\"1\"><Sip><SIP_AUTHID perm=\"R\">201</SIP_AUTHID></Sip></Line></Lines>",
+            kind: .standard
+        )
+        let problems = LocalEditRule.problems(in: snapshot, profile: TestProfiles.utg300)
+        #expect(problems.map(\.kind) == [.readOnly], "\(problems)")
+        #expect(problems.first?.message.contains("the standard file provisions it with perm=\"R\"") == true)
+    }
+
+    func savedMaster(_ device: String, kind: FileKind = .master) -> SavedFile {
+        let text = "<PANASIPPhoneConfig><Device>\(device)</Device></PANASIPPhoneConfig>"
+        return SavedFile(
+            kind: kind,
+            url: "http://prov.test/\(kind.rawValue).cfg",
+            body: Array(text.utf8),
+            savedAt: Self.t0
+        )
+    }
+
     @Test func aSecretsValueIsNeverInTheMessage() {
         var profile = TestProfiles.utg300
         profile.secrets.append("TIME_ZONE")
@@ -84,6 +124,17 @@ struct LocalEditProblemsTests {
         let message = problems.first?.message ?? ""
         #expect(!message.contains("hunter2"), "\(message)")
         #expect(message.hasPrefix("TIME_ZONE=\"********\" is not minutes from UTC"), "\(message)")
+    }
+
+    /// A secret URL's refusal keeps its reason, which never quotes the credentials.
+    @Test func aSecretURLsRefusalKeepsItsReason() {
+        var profile = TestProfiles.utg300
+        profile.secrets.append("CFG_STANDARD_FILE_PATH")
+        let snapshot = image(edits: [("CFG_STANDARD_FILE_PATH", "gopher://prov.test/std.cfg")], profile: profile)
+        let message = LocalEditRule.problems(in: snapshot, profile: profile).first?.message ?? ""
+        #expect(message.hasPrefix("CFG_STANDARD_FILE_PATH=\"********\" is not a URL"), "\(message)")
+        #expect(message.contains("the scheme \"gopher\" is refused"), "\(message)")
+        #expect(!message.contains("prov.test"), "\(message)")
     }
 
     @Test func aURLsCredentialsAreMasked() {
