@@ -110,7 +110,9 @@ struct FlashCommand: ParsableCommand {
                 profile does not know, one provisioned read-only, a value the phone would not use): the image is \
                 often a phone's state from the field, to be reproduced faithfully. Each such edit gets a warning on \
                 standard error, naming it, the image and the reason (secret values and URL credentials masked); the \
-                exit code stays 0.
+                exit code stays 0. An edit in force is judged against the value under it in the image's saved files, \
+                as the phone merged them. An export of another model than --profile's gets one line saying its edits \
+                were not checked.
                 """
         )
 
@@ -157,12 +159,20 @@ struct FlashCommand: ParsableCommand {
 
         /// One warning per imported local edit that `config set` would refuse: kept as it is, but said.
         func warnAboutLocalEdits(_ snapshot: FlashSnapshot, profile: DeviceProfile) {
+            // Another model's parameters would all look unknown: one line saying so, not one per edit.
+            if snapshot.identity.model != profile.model {
+                fail(
+                    "warning: \(to) is a \(snapshot.identity.model) and the profile a \(profile.model): its local edits "
+                        + "were not checked; give --profile with the \(snapshot.identity.model)'s profile to check them"
+                )
+                return
+            }
             for refusal in LocalEditRule.problems(in: snapshot, profile: profile) {
                 let value = snapshot.localEdits[refusal.name]?.value ?? ""
                 let shown = profile.isSecret(refusal.name) ? "********" : redactURL(value)
                 fail(
                     "warning: local edit \(refusal.name) = \"\(shown)\" in \(to): \(refusal.message); "
-                        + "imported as it is (`vphone config set` would refuse it)"
+                        + "imported as it is (`vphone config set` refuses such an edit on the image as provisioned)"
                 )
             }
         }

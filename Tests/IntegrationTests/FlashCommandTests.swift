@@ -242,7 +242,7 @@ struct FlashCommandTests {
         #expect(r.code == 0, "\(r.stderr)")
         #expect(r.stdout == "imported edited.json into copy.flash\n")
         let warnings = r.stderr.split(separator: "\n").map(String.init)
-        let suffix = "; imported as it is (`vphone config set` would refuse it)"
+        let suffix = "; imported as it is (`vphone config set` refuses such an edit on the image as provisioned)"
         #expect(
             warnings == [
                 "vphone: warning: local edit CFG_CYCLIC_INTVL = \"abc\" in copy.flash: CFG_CYCLIC_INTVL=\"abc\" is "
@@ -269,6 +269,18 @@ struct FlashCommandTests {
         let again = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let imported = try #require(again["localEdits"] as? [String: [String: Any]])
         #expect(imported.mapValues { $0["value"] as? String } == edits.mapValues { $0["value"] as? String })
+
+        // Another model's export: its edits are not judged by this model's profile, and one line says so.
+        var identity = try #require(export["identity"] as? [String: Any])
+        identity["model"] = "KX-HDV130"
+        export["identity"] = identity
+        try JSONSerialization.data(withJSONObject: export).write(to: URL(fileURLWithPath: path("other.json")))
+        r = try vphone(["flash", "import", "other.json", "--to", "other.flash"], cwd: dir)
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(
+            r.stderr == "vphone: warning: other.flash is a KX-HDV130 and the profile a KX-UTG300: its local edits "
+                + "were not checked; give --profile with the KX-HDV130's profile to check them\n"
+        )
     }
 
     @Test func importRefusesMalformedJSONSayingWhere() throws {
