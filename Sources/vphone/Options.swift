@@ -18,7 +18,9 @@ extension MAC: ExpressibleByArgument {
     /// Refuses, as a bad command line (exit 64), a MAC no phone can have (`notAPhoneMAC`) given with `flag`.
     func requirePhoneMAC(_ flag: String) throws {
         guard let problem = notAPhoneMAC else { return }
-        throw ValidationError("\(flag) \(upper) \(problem): a phone's MAC is unicast, e.g. 0080F0C571EB")
+        // All zeros is unicast too: what it lacks is a vendor.
+        let fix = value == 0 ? "give the phone's own MAC" : "a phone's MAC is unicast"
+        throw ValidationError("\(flag) \(upper) \(problem): \(fix), e.g. 0080F0C571EB")
     }
 }
 

@@ -18,7 +18,10 @@ struct CommandLineTests {
             ["boot", "--mac", "010000000000", "--once"],
             "--mac 010000000000 is a multicast address (the first octet is odd): a phone's MAC is unicast, e.g. 0080F0C571EB"
         ),
-        (["boot", "--mac", "00:00:00:00:00:00", "--once"], "--mac 000000000000 is all zeros, which no device has"),
+        (
+            ["boot", "--mac", "00:00:00:00:00:00", "--once"],
+            "--mac 000000000000 is all zeros, which no device has: give the phone's own MAC, e.g. 0080F0C571EB"
+        ),
         (["boot", "--mac", mac, "--prov-url", "file:///etc/passwd", "--once"], "file"),
         (["boot", "--mac", mac, "--prov-url", "gopher://h/", "--once"], "gopher"),
         (["boot", "--mac", mac, "--time-scale", "-3", "--once"], "time-scale"),
