@@ -43,8 +43,13 @@ struct ByteScanTests {
         return zip(tail, ".enc".utf8).allSatisfy { a, b in a == b || (a | 0x20) == b && b != UInt8(ascii: ".") }
     }
 
-    /// The old `ProvisioningURL.characterProblem`'s search.
-    static func referenceBadByte(_ url: String) -> UInt8? { url.utf8.first { $0 <= 0x20 || $0 == 0x7F } }
+    /// The old `ProvisioningURL.characterProblem`.
+    static func referenceCharacterProblem(_ url: String) -> String? {
+        guard let bad = url.utf8.first(where: { $0 <= 0x20 || $0 == 0x7F }) else { return nil }
+        return bad == 0x20
+            ? "the URL holds a space: write it as %20"
+            : "the URL holds the control character 0x\(String(bad, radix: 16, uppercase: true)): remove it"
+    }
 
     /// Hand-picked edges, then 20,000 texts of 0-12 pieces drawn from the bytes the scans look for and their
     /// neighbours (case variants, multi-byte characters, controls).
@@ -80,8 +85,7 @@ struct ByteScanTests {
             if PhoneMachine.pathEndsInEnc(text) != Self.referencePathEndsInEnc(text) {
                 mismatches.append("pathEndsInEnc \(text)")
             }
-            let bad = Self.referenceBadByte(text)
-            if (ProvisioningURL.characterProblem(text) == nil) != (bad == nil) {
+            if ProvisioningURL.characterProblem(text) != Self.referenceCharacterProblem(text) {
                 mismatches.append("characterProblem \(text)")
             }
         }
