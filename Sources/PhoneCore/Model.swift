@@ -174,6 +174,19 @@ public enum FileKind: String, CaseIterable, Hashable, Sendable, Codable {
 
     /// The three device files, in download order.
     public static let deviceFiles: [FileKind] = [.standard, .product, .master]
+
+    /// By case, not by raw value: a `String` raw value makes the standard library hash and compare the name's text,
+    /// and the machine keys a dozen dictionaries by file kind for every phone.
+    public func hash(into hasher: inout Hasher) { hasher.combine(caseNumber) }
+    public static func == (a: FileKind, b: FileKind) -> Bool { a.caseNumber == b.caseNumber }
+    private var caseNumber: UInt8 {
+        switch self {
+        case .initial: 0
+        case .standard: 1
+        case .product: 2
+        case .master: 3
+        }
+    }
 }
 
 /// Where an effective value came from (spec §4). Ordered from weakest to strongest provisioned source.
@@ -186,6 +199,21 @@ public enum ParameterSource: String, CaseIterable, Hashable, Sendable, Codable {
         case .standard: self = .standard
         case .product: self = .product
         case .master: self = .master
+        }
+    }
+
+    /// By case, not by raw value (as `FileKind`): every cycle counts its values by source.
+    public func hash(into hasher: inout Hasher) { hasher.combine(caseNumber) }
+    public static func == (a: ParameterSource, b: ParameterSource) -> Bool { a.caseNumber == b.caseNumber }
+    /// The index in `allCases` (also what a `ParameterTable` entry keeps).
+    var caseNumber: UInt8 {
+        switch self {
+        case .factory: 0
+        case .initial: 1
+        case .master: 2
+        case .product: 3
+        case .standard: 4
+        case .local: 5
         }
     }
 }
@@ -299,6 +327,17 @@ public enum TimerKind: String, CaseIterable, Hashable, Sendable, Codable {
     case retry
     /// `CFG_RESYNC_TIME`, daily.
     case resync
+
+    /// By case, not by raw value (as `FileKind`).
+    public func hash(into hasher: inout Hasher) { hasher.combine(caseNumber) }
+    public static func == (a: TimerKind, b: TimerKind) -> Bool { a.caseNumber == b.caseNumber }
+    private var caseNumber: UInt8 {
+        switch self {
+        case .cyclic: 0
+        case .retry: 1
+        case .resync: 2
+        }
+    }
 }
 
 // MARK: - Event log

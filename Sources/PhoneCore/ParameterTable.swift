@@ -296,16 +296,7 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
         UInt32(sourceIndex(source)) | (ParameterAttributes.number(perm: perm, access: access) << 8)
     }
 
-    static func sourceIndex(_ source: ParameterSource) -> UInt8 {
-        switch source {
-        case .factory: return 0
-        case .initial: return 1
-        case .master: return 2
-        case .product: return 3
-        case .standard: return 4
-        case .local: return 5
-        }
-    }
+    static func sourceIndex(_ source: ParameterSource) -> UInt8 { source.caseNumber }
 
     static func source(_ bits: UInt32) -> ParameterSource {
         let all = ParameterSource.allCases
