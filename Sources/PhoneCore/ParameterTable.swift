@@ -195,7 +195,16 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
                         bySource[Int(bits & 0xFF)] += 1
                         if step & MergePlans.inBase != 0 {
                             // The plan put the base's entry of the same name here.
-                            let same = bits == b[k].bits && (fromWeak ? w[j].value : s[i].value) == b[k].value
+                            // Compared where they lie: a `fromWeak ? … : …` of the two values made a copy of one,
+                            // a retain and a release for every name of the phone.
+                            let same: Bool
+                            if bits != b[k].bits {
+                                same = false
+                            } else if fromWeak {
+                                same = w[j].value == b[k].value
+                            } else {
+                                same = s[i].value == b[k].value
+                            }
                             if !same {
                                 own.append(
                                     Entry(name: b[k].name, value: fromWeak ? w[j].value : s[i].value, bits: bits)
