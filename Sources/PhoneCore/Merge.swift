@@ -314,7 +314,7 @@ public enum Merge {
                 let run =
                     input.run ?? (input.kind == .standard ? memo?.ownRun(input.document) : nil)
                     ?? MergeRun(input.document, interned: false, common: false)
-                let source = ParameterTable.sourceIndex(ParameterSource(kind))
+                let source = ParameterSource(kind).caseNumber
                 let common = run.common ? run : nil
                 layers.append((run.device, source, index, common))
                 if kind == .initial { layers.append((run.initial, source, index, common)) }

@@ -302,10 +302,8 @@ public struct ParameterTable: Sendable, Hashable, Sequence, ExpressibleByDiction
     }
 
     static func bits(source: ParameterSource, perm: String, access: String) -> UInt32 {
-        UInt32(sourceIndex(source)) | (ParameterAttributes.number(perm: perm, access: access) << 8)
+        UInt32(source.caseNumber) | (ParameterAttributes.number(perm: perm, access: access) << 8)
     }
-
-    static func sourceIndex(_ source: ParameterSource) -> UInt8 { source.caseNumber }
 
     static func source(_ bits: UInt32) -> ParameterSource {
         let all = ParameterSource.allCases

@@ -14,7 +14,7 @@ public struct MacroContext: Hashable, Sendable {
     /// is (spec §1).
     public func expand(_ text: String) -> String {
         // Byte-wise: the macros and braces are ASCII, and a fleet expands a URL for every file of every phone.
-        guard text.utf8.contains(UInt8(ascii: "{")) else { return text }
+        guard text.withUTF8Bytes({ $0.contains(UInt8(ascii: "{")) }) else { return text }
         var text = text
         return text.withUTF8 { u in
             var out: [UInt8] = []
@@ -180,7 +180,8 @@ public enum ProvisioningURL {
 
 /// `http://id:pass@host/x` -> `http://***@host/x`: credentials never reach a log (security rules).
 public func redactURL(_ url: String) -> String {
-    guard let r = url.schemeSeparator else { return url }
+    // No `@` anywhere: nothing to mask (nearly every URL; the machine masks each one for its log fields).
+    guard url.withUTF8Bytes({ $0.contains(UInt8(ascii: "@")) }), let r = url.schemeSeparator else { return url }
     let u = url.utf8
     let authorityEnd =
         u[r.upperBound...].firstIndex {

@@ -24,7 +24,7 @@ struct CaseKeysTests {
 
     @Test func aSourcesNumberIsItsPlaceInAllCases() {
         for (i, source) in ParameterSource.allCases.enumerated() {
-            #expect(Int(ParameterTable.sourceIndex(source)) == i)
+            #expect(Int(source.caseNumber) == i)
             #expect(ParameterTable.source(UInt32(i)) == source)
         }
     }

@@ -125,7 +125,7 @@ struct ParameterTableTests {
         let names = (0..<90).map { "NAME_\($0 % 7)_\($0)" }.sorted()
         // A run's entries carry their attribute pair's number; the merge adds the source (the shared files' merge
         // has theirs).
-        let sources = [ParameterSource.product, .master].map { UInt32(ParameterTable.sourceIndex($0)) }
+        let sources = [ParameterSource.product, .master].map { UInt32($0.caseNumber) }
         func entries(_ share: Int, values: Int, sourced: Bool = true) -> ContiguousArray<Entry> {
             ContiguousArray(
                 names.filter { _ in mix.below(100) < share }.map { name in
@@ -137,7 +137,7 @@ struct ParameterTableTests {
         var layered = 0
         var flat = 0
         let plans = MergePlans()
-        let source = UInt32(ParameterTable.sourceIndex(.standard))
+        let source = UInt32(ParameterSource.standard.caseNumber)
         /// `strong` over `weak` by name, made by hand: a name in both takes `strong`'s entry, `source` added.
         func merged(_ strong: ContiguousArray<Entry>, _ weak: ContiguousArray<Entry>) -> [String: Entry] {
             var model: [String: Entry] = [:]
