@@ -24,7 +24,8 @@ struct FleetCommand: AsyncParsableCommand {
             once, without outputs (status 128+signal).
 
             Exit codes: 0 (also after SIGTERM/SIGINT); 1 a --fail-if threshold was crossed; 64 bad command line; \
-            65 unusable profile or store.
+            65 unusable profile or store, a --store another running fleet holds, or an output (--report, --csv, \
+            --html) that could not be written when the run ended (the others are still written).
             """
     )
 
@@ -46,7 +47,9 @@ struct FleetCommand: AsyncParsableCommand {
         PercentArgument?
     @Option(help: "Run the phones' clocks K times faster than real time.") var timeScale: Double = 1
 
-    @Option(help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24).") var sourceIps: String?
+    @Option(
+        help: "Give phones source addresses from this CIDR, in turn (e.g. 127.0.1.0/24); each must be this host's."
+    ) var sourceIps: String?
     @Option(
         help: ArgumentHelp(
             "Loop threads, each running its phones and their libcurl transfers (default: the number of CPUs, at "
@@ -117,7 +120,7 @@ struct FleetCommand: AsyncParsableCommand {
         if let duration, let problem = duration.problem {
             throw ValidationError("--duration \(duration.text): \(problem)")
         }
-        if let jitter, let problem = jitter.problem(max: 1, of: "a timer's delay") {
+        if let jitter, let problem = jitter.problem {
             throw ValidationError("--jitter \(jitter.text): \(problem)")
         }
         if [storm, ramp != nil, rate != nil].filter({ $0 }).count > 1 {
@@ -328,7 +331,13 @@ struct ReportCommand: ParsableCommand {
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Merge the JSON reports of several shards exactly (histograms merged, not averaged)."
+            abstract: "Merge the JSON reports of several shards exactly (histograms merged, not averaged).",
+            discussion: """
+                Exit codes: 0 merged; 64 the same report file given twice, or an output (--to, --html) that is one \
+                of the reports; 65 a report that cannot be read, reports of one run given twice, a shard in two \
+                reports, shards of different splits, sharded with unsharded reports, reports started more than a \
+                week apart, or counts that overflow when added.
+                """
         )
         @Argument(help: "The shard reports (JSON).") var reports: [String]
         @Option(help: "Write the merged JSON report here (default: standard output).") var to: String?
@@ -407,9 +416,8 @@ struct PercentArgument: ExpressibleByArgument {
         fraction = v
         text = argument
     }
-    func problem(max: Double, of what: String) -> String? {
-        (0...max).contains(fraction) ? nil : "must be 0% to \(Int(max * 100))% of \(what) (e.g. 10%)"
-    }
+    /// `--jitter` spreads a timer by up to its whole delay.
+    var problem: String? { (0...1).contains(fraction) ? nil : "must be 0% to 100% of a timer's delay (e.g. 10%)" }
 }
 
 /// `K/N`; 1 <= K <= N is checked by `validate()`, which can say why.
