@@ -72,7 +72,9 @@ struct Config: ParsableCommand {
                 next download overwrites it). A parameter provisioned with perm="R" refuses local edits (exit 65), \
                 and so does a value the phone would not use: a timer out of range (CFG_CYCLIC_INTVL 1...40320, \
                 CFG_RTRY_INTVL 1...1440 minutes), a CFG_RESYNC_TIME that is not HH:MM, a TIME_ZONE outside \
-                -840...840, a switch that is not Y or N, a URL it downloads from with a refused scheme (exit 65). \
+                -840...840, a switch that is not Y or N (Yes and No, in any case, too), a URL it downloads from that it \
+                would refuse (a scheme other than http, https, tftp or ftp, over 384 characters, a bad port, a space \
+                or control character) (exit 65). \
                 An empty CFG_RESYNC_TIME, TIME_ZONE or URL unsets it.
                 """
         )

@@ -23,7 +23,12 @@ struct Events: ParsableCommand {
     @Flag(help: "What happened, boot by boot and cycle by cycle, for a person reading a field failure.")
     var timeline = false
 
-    @Option(help: "Only this power-on (1 = the first boot of this flash; 0 = before it, as after a factory reset).")
+    @Option(
+        help: ArgumentHelp(
+            "Only this power-on (1 = the first boot of this flash; 0 = before it, as after a factory reset).",
+            discussion: "A boot the log does not hold is a bad command line (exit 64), naming the boots it holds."
+        )
+    )
     var boot: Int?
 
     @Option(help: "Only the last N entries.")
