@@ -287,7 +287,7 @@ struct ControlAPITests {
             #expect(config["NTP_ADDR"]?["value"] == "pool.ntp.org")
             #expect(config["SIP_AUTHID_1"]?["value"] == "201")
             #expect(config["CFG_RESYNC_TIME"]?["value"] == "")
-            #expect(config["USR_PROV_SVR_URL"]?["source"] != "local")
+            #expect(config["USR_PROV_SVR_URL"]?["source"] == "factory")
         }
     }
 

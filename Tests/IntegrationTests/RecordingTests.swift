@@ -76,7 +76,7 @@ struct RecordingTests {
         #expect(r.stderr.contains("recording \(recording)"), "\(r.stderr)")
         #expect(r.stderr.contains(needle), "\(r.stderr)")
         #expect(!r.stderr.contains("secret-outside") && !r.stdout.contains("secret-outside"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: flash))
+        if escape != .symlinkedFlash { #expect(!FileManager.default.fileExists(atPath: flash)) }
         #expect(try FileManager.default.contentsOfDirectory(atPath: scratch).isEmpty, "a scratch copy was made")
     }
 
@@ -115,6 +115,8 @@ struct RecordingTests {
         )
     }
 
+    /// Runs only as a user other than root, who may write into a read-only directory (CI runs as root: there the
+    /// "Not a directory" case above is what checks a refusal before the flash is made).
     @Test(.enabled(if: getuid() != 0, "root may write into a read-only directory"))
     func aRecordPathInAReadOnlyDirectoryIsRefusedBeforeTheFlashIsMade() throws {
         let dir = try makeTemporaryDirectory(prefix: "vphone-record-ro")
@@ -156,13 +158,7 @@ struct RecordingTests {
             withIntermediateDirectories: true,
             attributes: [.posixPermissions: 0o755]
         )
-        let r = try vphone(
-            [
-                "boot", "--mac", mac, "--flash", dir + "/phone.flash", "--prov-url", "http://127.0.0.1:9/", "--once",
-                "--record", recording,
-            ],
-            cwd: dir
-        )
+        let r = try bootRecording(into: recording, in: dir)
         #expect(r.code == 11, "\(r.stderr)")  // no server, nothing saved
         let mode = try FileManager.default.attributesOfItem(atPath: recording)[.posixPermissions]
         #expect(mode as? Int == 0o700)

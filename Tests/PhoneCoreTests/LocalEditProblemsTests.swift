@@ -76,11 +76,11 @@ struct LocalEditProblemsTests {
         #expect(LocalEditRule.problems(in: snapshot, profile: TestProfiles.utg300).isEmpty)
     }
 
-    /// An image as the phone leaves it: a file provisions a name the profile lacks, `config set` takes an edit of
-    /// it, and the edit in force replaces the file's value in the table. The saved file still makes the name known.
+    /// An image as `config set` leaves it: a file provisions a name the profile lacks, the edit of it is taken, and
+    /// the edit in force replaces the file's value in the table. The saved file still makes the name known.
     @Test func anEditInForceOfANameASavedFileProvisionsIsNoProblem() throws {
         var provisioned = image(edits: [], table: [Parameter(name: "CUSTOM_KEY", value: "theirs", source: .master)])
-        provisioned.savedFiles[.master] = savedMaster("<CUSTOM_KEY>theirs</CUSTOM_KEY>")
+        provisioned.savedFiles[.master] = savedFile(.master, [("CUSTOM_KEY", "theirs", nil)])
         let changes = try LocalEditRule.apply(
             name: "CUSTOM_KEY",
             value: "mine",
@@ -96,21 +96,18 @@ struct LocalEditProblemsTests {
     /// The value under an edit in force is the saved file's, with its `perm`: read-only there, refused.
     @Test func anEditInForceOverASavedReadOnlyValueIsRefused() {
         var snapshot = image(edits: [("SIP_AUTHID_1", "mine")])
-        snapshot.savedFiles[.standard] = savedMaster(
-            "<Lines><Line idx=\"1\"><Sip><SIP_AUTHID perm=\"R\">201</SIP_AUTHID></Sip></Line></Lines>",
-            kind: .standard
-        )
+        snapshot.savedFiles[.standard] = savedFile(.standard, [("SIP_AUTHID_1", "201", "R")])
         let problems = LocalEditRule.problems(in: snapshot, profile: TestProfiles.utg300)
         #expect(problems.map(\.kind) == [.readOnly], "\(problems)")
         #expect(problems.first?.message.contains("the standard file provisions it with perm=\"R\"") == true)
     }
 
-    func savedMaster(_ device: String, kind: FileKind = .master) -> SavedFile {
-        let text = "<PANASIPPhoneConfig><Device>\(device)</Device></PANASIPPhoneConfig>"
-        return SavedFile(
+    /// A saved copy of a `kind` file provisioning `params` (name, value, perm).
+    func savedFile(_ kind: FileKind, _ params: [(String, String, String?)]) -> SavedFile {
+        SavedFile(
             kind: kind,
             url: "http://prov.test/\(kind.rawValue).cfg",
-            body: Array(text.utf8),
+            body: Array(Fixture.device(params).utf8),
             savedAt: Self.t0
         )
     }
